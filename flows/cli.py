@@ -1,0 +1,180 @@
+"""The ``mlm-recompute`` command line.
+
+Exit codes: 0 success; 1 a scenario's expectations failed or validation failed; 2 usage or a
+malformed file; 3 bad input refused (offending ids printed); 4 another run holds the lock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3, 4
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlm-recompute", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="create missing platform tables and migrate the project's own tables")
+
+    demo_data = sub.add_parser("demo-data", help="fill an empty database with a realistic demo platform")
+    demo_data.add_argument("--users", type=int, default=10_000)
+    demo_data.add_argument("--months", type=int, default=3)
+    demo_data.add_argument("--seed", type=int, default=1)
+    demo_data.add_argument("--purchases-per-user", type=int, default=10)
+
+    scenario = sub.add_parser("scenario", help="run a scenario file in a new database and check its expectations")
+    scenario.add_argument("path", type=Path)
+    scenario.add_argument("--json", action="store_true", help="also print the stored state of every user")
+
+    run = sub.add_parser("run", help="the nightly recompute: the current month as of now, users' documents written")
+    run.add_argument("--as-of", help="cut-off instant (ISO, UTC); default now")
+    run.add_argument("--quarantine", action="store_true", help="leave bad rows out (listed) and write everyone else")
+
+    demo = sub.add_parser("demo", help="the quick start: demo data if the database is empty, then a nightly run")
+    demo.add_argument("--users", type=int, default=10_000)
+    demo.add_argument("--months", type=int, default=3)
+    demo.add_argument("--seed", type=int, default=1)
+    return parser
+
+
+@contextlib.contextmanager
+def _database(settings):
+    from db import migrate
+    from db.connection import open_database, server_uri
+
+    with server_uri(settings.database_url, settings.data_dir) as uri:
+        db = open_database(uri)
+        try:
+            migrate.prepare(db.engine)
+            yield db
+        finally:
+            db.engine.dispose()
+
+
+def _cmd_db(args, settings) -> int:
+    with _database(settings) as db:
+        from db.migrate import current_revision
+
+        print(f"database {db.name}: project schema at revision {current_revision(db.engine)}")
+    return EXIT_OK
+
+
+def _cmd_demo_data(args, settings) -> int:
+    from db import demo
+
+    with _database(settings) as db:
+        started = time.perf_counter()
+        data = demo.generate_and_load(db, users=args.users, months=args.months, seed=args.seed, purchases_per_user=args.purchases_per_user)
+        print(f"loaded {data.users.height:,} users and {data.purchases.height:,} purchases in {time.perf_counter() - started:.1f} s")
+    return EXIT_OK
+
+
+def _cmd_scenario(args, settings) -> int:
+    from db.connection import server_uri
+    from flows.scenario import read_scenario, run_scenario
+
+    scenario = read_scenario(args.path)
+    with server_uri(settings.database_url, settings.data_dir, quiet=True) as uri:
+        result = run_scenario(uri, scenario, settings.plan_path)
+    for ok, text in result.checks:
+        print(("  ok    " if ok else "  FAIL  ") + text)
+    if args.json:
+        print(json.dumps({str(k): v for k, v in result.stored.items()}, indent=1, default=str))
+    verdict = "passed" if result.passed else "FAILED"
+    failed = sum(not ok for ok, _ in result.checks)
+    print(f"scenario {scenario.name}: {verdict} ({len(result.checks) - failed} of {len(result.checks)} checks hold)")
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def _now_or(text: str | None) -> datetime:
+    from flows.scenario import parse_instant
+
+    return parse_instant(text) if text else datetime.now(timezone.utc)
+
+
+def _nightly(db, settings, as_of: datetime, quarantine: bool) -> int:
+    from flows.config import load_plan
+    from flows.pipeline import run_period
+    from transforms.recompute import period_of
+
+    plan = load_plan(settings.plan_path)
+    started = time.perf_counter()
+    outcome = run_period(
+        db, plan, as_of=as_of, period=period_of(as_of), root_telegram_id=settings.root_telegram_id, quarantine=quarantine
+    )
+    state = outcome.recomputed.state
+    print(f"run {outcome.run_id} ({outcome.status}) period {outcome.period}, cut-off {as_of.isoformat()}")
+    print(f"  users computed:   {state.height:,}")
+    print(f"  users written:    {outcome.load.users_changed:,}")
+    print(f"  rank changes:     {outcome.load.rank_history_rows:,}")
+    print(f"  active users:     {int(state['is_active'].sum()):,}")
+    print(f"  pioneers:         {int(state['pioneer_number'].is_not_null().sum()):,}")
+    if outcome.problems:
+        print("  quarantined:")
+        for problem in outcome.problems:
+            print("    - " + problem.describe())
+    print(f"  took {time.perf_counter() - started:.1f} s")
+    return EXIT_OK
+
+
+def _cmd_run(args, settings) -> int:
+    with _database(settings) as db:
+        return _nightly(db, settings, _now_or(args.as_of), args.quarantine)
+
+
+def _cmd_demo(args, settings) -> int:
+    import sqlalchemy as sa
+
+    from db import demo
+
+    with _database(settings) as db:
+        with db.engine.connect() as connection:
+            empty = connection.execute(sa.text("SELECT NOT EXISTS (SELECT 1 FROM users)")).scalar()
+        if empty:
+            print(f"empty database: generating a demo platform of {args.users:,} users over {args.months} months")
+            demo.generate_and_load(db, users=args.users, months=args.months, seed=args.seed)
+        return _nightly(db, settings, datetime.now(timezone.utc), quarantine=False)
+
+
+_COMMANDS = {
+    "db": _cmd_db,
+    "demo-data": _cmd_demo_data,
+    "scenario": _cmd_scenario,
+    "run": _cmd_run,
+    "demo": _cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from db.load import RunLocked
+    from flows.config import Settings
+    from flows.scenario import ScenarioFileError
+    from transforms.plan import PlanError
+    from transforms.problems import InputRejected
+
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return _COMMANDS[args.command](args, settings)
+    except (ScenarioFileError, PlanError, ValueError) as error:
+        print(f"mlm-recompute: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except InputRejected as rejected:
+        print(f"mlm-recompute: refused, nothing written: {rejected}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RunLocked as locked:
+        print(f"mlm-recompute: {locked}", file=sys.stderr)
+        return EXIT_LOCKED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

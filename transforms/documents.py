@@ -1,0 +1,122 @@
+"""The documents the recompute writes: owned keys of ``mlmVolumes`` and ``mlmStatus``, the whole
+``totalVolume``, and the scalar columns. One row per user, ready for the load step to merge.
+
+Only the keys listed here are the recompute's; the load step merges them into what is stored,
+so every other key (founder flags, grace streaks, autoship, ...) stays as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from transforms import json_text as js
+from transforms.ranks import rank_name_of
+from transforms.plan import Plan
+
+DOCUMENT_COLUMNS = [
+    "user_id",
+    "rank",
+    "is_active",
+    "full_volume_cents",
+    "personal_volume_total_cents",
+    "mlm_volumes",
+    "mlm_status",
+    "total_volume",
+    "rank_rose",
+]
+# Keys that say where a totalVolume came from; a document differing only in these is unchanged.
+PROVENANCE_KEYS = ("calculatedAt", "runId", "planVersion", "asOf")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which run computed a document, under which plan, as of when."""
+
+    run_id: int
+    plan_version: str
+    as_of: datetime
+    calculated_at: datetime
+
+
+def mlm_volumes() -> pl.Expr:
+    """The owned keys of ``mlmVolumes``: ``monthlyPV`` (a decimal string) and ``personalTotal`` (a number)."""
+    return js.obj(
+        js.member("monthlyPV", js.string(js.money(pl.col("monthly_pv_cents")))),
+        js.member("personalTotal", js.money(pl.col("personal_volume_total_cents"))),
+    )
+
+
+def mlm_status(as_of: datetime) -> pl.Expr:
+    """The owned keys of ``mlmStatus``: always ``lastActiveMonth``; ``rankQualifiedAt`` only when the
+    rank rose; the pioneer keys only for pioneers; ``pioneerPurchasesCount`` only on the root."""
+    return js.obj(
+        js.member("lastActiveMonth", js.string(pl.col("last_active_month")), keep_null=True),
+        pl.when(pl.col("rank_rose")).then(js.member("rankQualifiedAt", js.string(pl.lit(as_of.isoformat())))),
+        pl.when(pl.col("pioneer_number").is_not_null()).then(
+            pl.concat_str(
+                js.member("hasPioneerBonus", pl.lit("true")),
+                js.member("pioneerGrantedAt", js.string(pl.col("pioneer_granted_at")), keep_null=True),
+                js.member("pioneerPurchaseId", js.number(pl.col("pioneer_purchase_id")), keep_null=True),
+                js.member("pioneerNumber", js.number(pl.col("pioneer_number"))),
+                separator=",",
+            )
+        ),
+        pl.when(pl.col("is_root")).then(js.member("pioneerPurchasesCount", js.number(pl.col("pioneer_count")))),
+    )
+
+
+def branch_lists(user_branches: pl.DataFrame, state: pl.DataFrame) -> pl.DataFrame:
+    """Each sponsor's branches as a JSON array, largest first, ties by referralUserId; one row per
+    sponsor (``parent_node``, ``branches``). A branch is capped at the sponsor's next-rank cap."""
+    caps = state.select(pl.col("node").alias("parent_node"), "cap_limit_cents")
+    branch = js.obj(
+        js.member("referralTelegramId", js.number(pl.col("referral_telegram_id"))),
+        js.member("referralUserId", js.number(pl.col("referral_user_id"))),
+        js.member("fullVolume", js.money(pl.col("branch_cents"))),
+        js.member("cappedVolume", js.money(pl.min_horizontal("branch_cents", "cap_limit_cents"))),
+        js.member("isCapped", js.boolean(pl.col("branch_cents") > pl.col("cap_limit_cents"))),
+    )
+    return (
+        user_branches.join(caps, on="parent_node", how="left")
+        .group_by("parent_node")
+        .agg(
+            branch.sort_by(["branch_cents", "referral_user_id"], descending=[True, False])
+            .str.join(",")
+            .alias("branches")
+        )
+        .select("parent_node", pl.concat_str(pl.lit("["), "branches", pl.lit("]")).alias("branches"))
+    )
+
+
+def total_volume(plan: Plan, provenance: Provenance) -> pl.Expr:
+    """The whole ``totalVolume`` document: progress toward the next rank, branches, provenance."""
+    return js.obj(
+        js.member("qualifyingVolume", js.money(pl.col("qualifying_volume_cents"))),
+        js.member("fullVolume", js.money(pl.col("full_volume_cents"))),
+        js.member("requiredForNextRank", js.money(pl.col("required_for_next_rank_cents"))),
+        js.member("gap", js.money(pl.col("gap_cents"))),
+        js.member("nextRank", js.string(rank_name_of(pl.col("next_rank_order"), plan))),
+        js.member("currentRank", js.string(pl.col("rank"))),
+        js.member("capLimit", js.money(pl.col("cap_limit_cents"))),
+        js.member("branches", pl.col("branches").fill_null(pl.lit("[]"))),
+        js.member("calculatedAt", js.string(pl.lit(provenance.calculated_at.isoformat()))),
+        js.member("runId", pl.lit(str(provenance.run_id))),
+        js.member("planVersion", js.string(pl.lit(provenance.plan_version))),
+        js.member("asOf", js.string(pl.lit(provenance.as_of.isoformat()))),
+    )
+
+
+def documents(state: pl.DataFrame, user_branches: pl.DataFrame, plan: Plan, provenance: Provenance) -> pl.DataFrame:
+    """What to write for every user: the scalar columns and the three JSON values; one row per user."""
+    return (
+        state.join(branch_lists(user_branches, state), left_on="node", right_on="parent_node", how="left")
+        .with_columns(
+            mlm_volumes=mlm_volumes(),
+            mlm_status=mlm_status(provenance.as_of),
+            total_volume=total_volume(plan, provenance),
+        )
+        .select(DOCUMENT_COLUMNS)
+    )

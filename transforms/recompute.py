@@ -1,0 +1,222 @@
+"""The whole plan applied to one period: inputs in, every user's state and documents out.
+
+This is the one place that composes the business concepts (tree, volumes, activity, ranks,
+pioneers, documents). It raises :class:`InputRejected` on bad input unless asked to quarantine,
+in which case the offending rows are left out and listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from transforms import activity, ranks, volumes
+from transforms.documents import Provenance, documents
+from transforms.pioneers import PIONEER_COLUMNS, pioneer_problems, pioneers
+from transforms.plan import Plan
+from transforms.problems import InputRejected, Problem, problem
+from transforms.tree import Tree, referral_tree
+
+# The inputs' columns, as db/extract delivers them.
+USER_INPUT_COLUMNS = {
+    "user_id": pl.Int64,
+    "telegram_id": pl.Int64,
+    "upline_telegram_id": pl.Int64,
+    "previous_rank": pl.String,
+    "has_pioneer_bonus": pl.Boolean,
+    "pioneer_granted_at": pl.String,
+    "pioneer_purchase_id": pl.Int64,
+    "mlm_status_type": pl.String,
+    "mlm_volumes_type": pl.String,
+    "total_volume_type": pl.String,
+}
+MONTHLY_VOLUME_COLUMNS = {"user_id": pl.Int64, "month": pl.String, "volume_cents": pl.Int64}
+CANDIDATE_COLUMNS = {"user_id": pl.Int64, "purchase_id": pl.Int64, "purchased_at": pl.Datetime("us")}
+PURCHASE_PROBLEM_COLUMNS = {"purchase_id": pl.Int64, "user_id": pl.Int64, "kind": pl.String}
+_DOCUMENT_TYPES = {"mlm_status_type": "mlmStatus", "mlm_volumes_type": "mlmVolumes", "total_volume_type": "totalVolume"}
+
+SNAPSHOT_COLUMNS = [
+    "user_id",
+    "personal_volume_total_cents",
+    "monthly_pv_cents",
+    "full_volume_cents",
+    "qualifying_volume_cents",
+    "active_partners",
+    "direct_referrals",
+    "is_active",
+    "last_active_month",
+    "qualified_rank",
+    "rank",
+]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the recompute reads, already cut off at ``as_of``.
+
+    ``users``: one row per user (USER_INPUT_COLUMNS); ``monthly_volumes``: one row per buyer per
+    month of valid purchases; ``pioneer_candidates``: one row per user, its first single purchase
+    at or above the pioneer minimum; ``purchase_problems``: one row per bad purchase.
+    """
+
+    users: pl.DataFrame
+    monthly_volumes: pl.DataFrame
+    pioneer_candidates: pl.DataFrame
+    purchase_problems: pl.DataFrame
+
+
+@dataclass(frozen=True)
+class Recomputed:
+    """The result for one period.
+
+    ``state``: one row per user written (every computed value); ``documents``: one row per user,
+    what the load step merges; ``rank_changes``: one row per user whose rank rose;
+    ``problems``: what was quarantined (empty unless quarantine was asked for).
+    """
+
+    period: str
+    as_of: datetime
+    state: pl.DataFrame
+    documents: pl.DataFrame
+    rank_changes: pl.DataFrame
+    problems: tuple[Problem, ...]
+    quarantined_user_ids: tuple[int, ...]
+    quarantined_purchase_ids: tuple[int, ...]
+
+    @property
+    def snapshots(self) -> pl.DataFrame:
+        """The period's snapshot rows: one row per user."""
+        return self.state.select(SNAPSHOT_COLUMNS)
+
+
+def period_of(instant: datetime) -> str:
+    """The calendar month (``YYYY-MM``, UTC) an instant falls in."""
+    return f"{instant.year:04d}-{instant.month:02d}"
+
+
+def input_problems(inputs: Inputs, plan: Plan) -> list[Problem]:
+    """Every problem of the inputs that does not need the tree: purchases, documents, ranks, pioneers."""
+    found = []
+    bad_purchases = inputs.purchase_problems
+    for kind in ("unknown_user", "bad_price", "bad_time"):
+        ids = bad_purchases.filter(pl.col("kind") == kind)["purchase_id"]
+        if ids.len():
+            found.append(problem(kind, ids))
+    users = inputs.users
+    for column, name in _DOCUMENT_TYPES.items():
+        bad = users.filter(pl.col(column).is_not_null() & (pl.col(column) != "object"))
+        if bad.height:
+            kinds = ", ".join(sorted(set(bad[column])))
+            found.append(problem("bad_document", bad["user_id"], f"{name} holds JSON {kinds}, not an object"))
+    unknown_rank = users.filter(ranks.rank_order_of(pl.col("previous_rank"), plan).is_null())
+    if unknown_rank.height:
+        names = sorted(set(unknown_rank["previous_rank"]))
+        found.append(problem("bad_rank", unknown_rank["user_id"], f"ranks {names} are not in plan {plan.version} ({plan.rank_names})"))
+    found.extend(pioneer_problems(users, plan.pioneer_slots))
+    return found
+
+
+def recompute(
+    inputs: Inputs,
+    plan: Plan,
+    *,
+    period: str,
+    root_telegram_id: int | None,
+    provenance: Provenance,
+    quarantine: bool = False,
+) -> Recomputed:
+    """Apply ``plan`` to ``inputs`` for ``period`` as of ``provenance.as_of``."""
+    tree = referral_tree(inputs.users, root_telegram_id)
+    problems = list(tree.problems) + input_problems(inputs, plan)
+    if any(p.kind in ("no_root", "several_roots") for p in problems):
+        raise InputRejected(problems)  # nothing can be computed without a root
+    if problems and not quarantine:
+        raise InputRejected(problems)
+
+    held_out_users = {i for p in problems if p.kind not in _PURCHASE_KINDS for i in (*p.ids, *p.detached_ids)}
+    held_out_purchases = {i for p in problems if p.kind in _PURCHASE_KINDS for i in p.ids}
+
+    state, branches = user_state(inputs, tree, plan, period)
+    written = state.filter(~pl.col("user_id").is_in(list(held_out_users)))
+    docs = documents(written, branches, plan, provenance)
+    return Recomputed(
+        period=period,
+        as_of=provenance.as_of,
+        state=written,
+        documents=docs,
+        rank_changes=rank_changes(written),
+        problems=tuple(problems),
+        quarantined_user_ids=tuple(sorted(held_out_users)),
+        quarantined_purchase_ids=tuple(sorted(held_out_purchases)),
+    )
+
+
+_PURCHASE_KINDS = {"unknown_user", "bad_price", "bad_time"}
+
+
+def user_state(inputs: Inputs, tree: Tree, plan: Plan, period: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Every computed value for every user in the tree (one row per user, in node order), and the
+    branches (one row per direct referral) they were computed from."""
+    personal = volumes.personal_volumes(inputs.monthly_volumes.lazy(), period, plan.min_monthly_pv_cents).collect()
+    base = (
+        tree.nodes.join(personal, on="user_id", how="left", maintain_order="left")
+        .join(
+            inputs.users.select("user_id", "previous_rank"),
+            on="user_id",
+            how="left",
+            maintain_order="left",
+        )
+        .with_columns(
+            pl.col("personal_volume_total_cents").fill_null(0),
+            pl.col("monthly_pv_cents").fill_null(0),
+        )
+        .with_columns(is_active=activity.is_active(pl.col("monthly_pv_cents"), plan.min_monthly_pv_cents))
+    )
+    full_volume = volumes.full_volume(tree, base["personal_volume_total_cents"], plan.max_depth)
+    branches = volumes.branches(tree, base["personal_volume_total_cents"], full_volume)
+    team = pl.DataFrame(
+        {
+            "full_volume_cents": full_volume,
+            "active_partners": activity.active_partners(tree, base["is_active"], plan),
+            "direct_referrals": activity.direct_referrals(tree),
+        }
+    )
+    granted = pioneers(inputs.users, inputs.pioneer_candidates, plan.pioneer_slots)
+    state = (
+        pl.concat([base, team, volumes.qualifying_volumes(tree, branches, plan)], how="horizontal")
+        .join(granted.select(PIONEER_COLUMNS), on="user_id", how="left", maintain_order="left")
+        .with_columns(
+            pioneer_count=pl.lit(granted.height, pl.Int32),
+            previous_rank_order=ranks.rank_order_of(pl.col("previous_rank"), plan),
+            qualified_rank_order=ranks.qualified_rank_order(plan),
+        )
+        .with_columns(
+            # The root takes no rank checks: its qualified rank is the one it holds.
+            qualified_rank_order=pl.when(pl.col("is_root") & plan.root_takes_no_rank_checks)
+            .then(pl.col("previous_rank_order"))
+            .otherwise(pl.col("qualified_rank_order"))
+        )
+        .with_columns(rank_order=ranks.held_rank_order(plan))
+        .with_columns(
+            next_rank_order=ranks.next_rank_order(plan),
+            rank_rose=pl.col("rank_order") > pl.col("previous_rank_order"),
+            rank=ranks.rank_name_of(pl.col("rank_order"), plan),
+            qualified_rank=ranks.rank_name_of(pl.col("qualified_rank_order"), plan),
+            previous_rank=ranks.rank_name_of(pl.col("previous_rank_order"), plan),
+        )
+        .with_columns(ranks.next_rank_targets(plan))
+    )
+    return state, branches
+
+
+def rank_changes(state: pl.DataFrame) -> pl.DataFrame:
+    """One row per user whose rank rose: the rank_history rows to write."""
+    return state.filter(pl.col("rank_rose")).select(
+        "user_id",
+        "previous_rank",
+        pl.col("rank").alias("new_rank"),
+        pl.col("full_volume_cents").alias("team_volume_cents"),
+        "active_partners",
+    )
