@@ -1,0 +1,179 @@
+"""The write path on real PostgreSQL: merges keep foreign keys, even ones written mid-run;
+unchanged users are not rewritten; json and jsonb columns behave the same."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from db import extract, load, readback
+from db.scenario_data import insert_platform_rows
+from flows.config import load_plan
+from flows.pipeline import run_period
+from transforms.documents import Provenance
+from transforms.recompute import recompute
+
+AS_OF = datetime(2025, 10, 20, tzinfo=timezone.utc)
+PERIOD = "2025-10"
+ROOT = 9000
+
+USERS = [
+    {"userID": 1, "telegramID": 9000, "upline": 9000, "rank": "start", "createdAt": "2025-01-01T00:00:00"},
+    {
+        "userID": 2,
+        "telegramID": 9001,
+        "upline": 9000,
+        "rank": "start",
+        "createdAt": "2025-01-01T00:00:00",
+        "mlmStatus": {"isFounder": True, "lastActiveMonth": "2024-01"},
+        "mlmVolumes": {"monthlyPV": "1.00", "autoship": {"enabled": True}},
+        "personalData": {"kyc": "verified"},
+    },
+    {"userID": 3, "telegramID": 9002, "upline": 9001, "rank": "start", "createdAt": "2025-01-01T00:00:00"},
+]
+PURCHASES = [
+    {"purchaseID": 1, "userID": 2, "packPrice": "250.00", "createdAt": "2025-10-02T10:00:00"},
+    {"purchaseID": 2, "userID": 3, "packPrice": "5000.00", "createdAt": "2025-10-03T10:00:00"},
+]
+
+
+@pytest.fixture
+def platform(db):
+    insert_platform_rows(db, USERS, PURCHASES)
+    return db
+
+
+def nightly(db, **kwargs):
+    return run_period(db, load_plan(), as_of=AS_OF, period=PERIOD, root_telegram_id=ROOT, **kwargs)
+
+
+def test_owned_keys_are_written_and_foreign_keys_kept(platform):
+    outcome = nightly(platform)
+    assert outcome.load.users_changed == 3
+    user = readback.stored_users(platform)[2]
+    assert user["mlmStatus"]["isFounder"] is True and user["mlmStatus"]["lastActiveMonth"] == "2025-10"
+    assert user["mlmVolumes"] == {"monthlyPV": "250.00", "personalTotal": 250, "autoship": {"enabled": True}}
+    assert user["personalData"] == {"kyc": "verified"}
+    assert str(user["fullVolume"]) == "5000.00" and user["teamVolumeTotal"] == user["fullVolume"]
+
+
+def test_a_second_run_on_unchanged_inputs_writes_nobody(platform):
+    nightly(platform)
+    before = readback.table_fingerprints(platform, ["users", "rank_history"])
+    again = nightly(platform)
+    assert again.load.users_changed == 0
+    assert again.load.rank_history_rows == 0
+    assert readback.table_fingerprints(platform, ["users", "rank_history"]) == before
+
+
+def test_only_the_users_whose_values_changed_are_written(platform):
+    nightly(platform)
+    with platform.connect_raw() as c:
+        c.execute("""INSERT INTO purchases VALUES (3, 3, NULL, NULL, NULL, 100.00, '2025-10-05 10:00')""")
+    # user 3's own totals change, and so do the full volumes of its sponsor chain (2 and the root)
+    assert nightly(platform).load.users_changed == 3
+    with platform.connect_raw() as c:
+        c.execute("""UPDATE purchases SET "createdAt" = '2025-10-06 10:00' WHERE "purchaseID" = 3""")
+    assert nightly(platform).load.users_changed == 0
+
+
+def test_keys_written_by_another_client_after_the_extract_survive(platform):
+    # The lost-update window: the run has read its inputs; the platform then writes a founder's
+    # assigned rank and a grace streak. The merge happens at the database, so both survive.
+    plan = load_plan()
+    inputs, _ = extract.inputs(platform, AS_OF, plan.pioneer_min_purchase_cents)
+    result = recompute(
+        inputs, plan, period=PERIOD, root_telegram_id=ROOT,
+        provenance=Provenance(run_id=1, plan_version=plan.version, as_of=AS_OF, calculated_at=AS_OF),
+    )  # fmt: skip
+    with platform.connect_raw() as other:
+        other.execute(
+            """UPDATE users SET "mlmStatus" = ("mlmStatus"::jsonb || '{"assignedRank": "growth", "assignedBy": 1}')::json,
+                                "mlmVolumes" = ("mlmVolumes"::jsonb || '{"graceDayStreak": 3}')::json
+               WHERE "userID" = 2"""
+        )
+    load.write_period(platform, result, run_id=1)
+    user = readback.stored_users(platform)[2]
+    assert user["mlmStatus"]["assignedRank"] == "growth" and user["mlmStatus"]["assignedBy"] == 1
+    assert user["mlmVolumes"]["graceDayStreak"] == 3
+    assert user["mlmStatus"]["lastActiveMonth"] == "2025-10"  # and the owned keys hold the new values
+    assert user["mlmVolumes"]["monthlyPV"] == "250.00"
+
+
+def test_a_writer_holding_the_row_during_the_update_is_merged_not_overwritten(platform):
+    # A second connection has the row locked with an uncommitted change when the run's UPDATE
+    # arrives; the UPDATE waits, then merges into the committed version of the row.
+    plan = load_plan()
+    inputs, _ = extract.inputs(platform, AS_OF, plan.pioneer_min_purchase_cents)
+    result = recompute(
+        inputs, plan, period=PERIOD, root_telegram_id=ROOT,
+        provenance=Provenance(run_id=1, plan_version=plan.version, as_of=AS_OF, calculated_at=AS_OF),
+    )  # fmt: skip
+    other = platform.connect_raw()
+    other.execute("""UPDATE users SET "mlmStatus" = ("mlmStatus"::jsonb || '{"graceDays": 2}')::json WHERE "userID" = 2""")
+    errors = []
+    writer = threading.Thread(target=lambda: _capture(errors, load.write_period, platform, result, 1))
+    writer.start()
+    _wait_until_blocked(platform)
+    other.commit()
+    other.close()
+    writer.join(timeout=30)
+    assert not errors and not writer.is_alive()
+    status = readback.stored_users(platform)[2]["mlmStatus"]
+    assert status["graceDays"] == 2 and status["isFounder"] is True and status["lastActiveMonth"] == "2025-10"
+
+
+def _capture(errors, fn, *args):
+    try:
+        fn(*args)
+    except Exception as error:  # reported by the test
+        errors.append(error)
+
+
+def _wait_until_blocked(db, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    with db.connect_raw(autocommit=True) as c:
+        while time.monotonic() < deadline:
+            waiting = c.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()[0]
+            if waiting:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the run's UPDATE never waited on the locked row")
+
+
+def test_jsonb_columns_work_the_same(platform):
+    with platform.connect_raw() as c:
+        for column in ("mlmStatus", "mlmVolumes", "totalVolume"):
+            c.execute(f'ALTER TABLE users ALTER COLUMN "{column}" TYPE jsonb USING "{column}"::jsonb')
+    assert nightly(platform).load.users_changed == 3
+    user = readback.stored_users(platform)[2]
+    assert user["mlmStatus"]["isFounder"] is True and user["mlmStatus"]["lastActiveMonth"] == "2025-10"
+    assert nightly(platform).load.users_changed == 0
+
+
+def test_rank_history_and_snapshots_are_written(platform):
+    with platform.connect_raw() as c:
+        # make user 2 a builder: PV 1,000, two legs of 25,000 each, both active
+        c.execute("""UPDATE purchases SET "packPrice" = 1000 WHERE "purchaseID" = 1""")
+        c.execute("""UPDATE purchases SET "packPrice" = 25000 WHERE "purchaseID" = 2""")
+        c.execute("""INSERT INTO users ("userID", "telegramID", "upline", "rank") VALUES (4, 9003, 9001, 'start')""")
+        c.execute("""INSERT INTO purchases VALUES (3, 4, NULL, NULL, NULL, 25000.00, '2025-10-05 10:00')""")
+    outcome = nightly(platform)
+    with platform.connect_raw() as c:
+        history = c.execute(
+            'SELECT "userID", "previousRank", "newRank", "teamVolume"::text, "activePartners", "qualificationMethod" FROM rank_history'
+        ).fetchall()
+    assert history == [(2, "start", "builder", "50000.00", 2, "natural")]
+    snapshots = readback.snapshot_rows(platform, PERIOD)
+    assert set(snapshots) == {1, 2, 3, 4}
+    assert snapshots[2]["rank"] == "builder" and snapshots[2]["active_partners"] == 2
+    assert snapshots[2]["run_id"] == outcome.run_id and not snapshots[2]["is_final"]
+    assert nightly(platform).load.rank_history_rows == 0  # written once
+    stored = json.loads(json.dumps(readback.stored_users(platform)[2]["mlmStatus"], default=str))
+    assert stored["rankQualifiedAt"] == AS_OF.isoformat()

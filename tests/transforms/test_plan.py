@@ -1,0 +1,59 @@
+"""The plan file: loaded typed, overridden like scenarios do, refused naming the exact field."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from flows.config import DEFAULT_PLAN, load_plan
+from transforms.plan import PlanError
+
+
+def test_default_plan_holds_the_production_values():
+    plan = load_plan(DEFAULT_PLAN)
+    assert plan.rank_names == ["start", "builder", "growth", "leadership", "director"]
+    assert [r.team_volume_cents for r in plan.ranks] == [0, 5_000_000, 25_000_000, 100_000_000, 500_000_000]
+    assert [r.personal_volume_cents for r in plan.ranks] == [0, 100_000, 250_000, 500_000, 1_000_000]
+    assert [r.active_partners for r in plan.ranks] == [0, 2, 5, 10, 15]
+    assert [r.rate for r in plan.ranks] == [Decimal(x) for x in ("0.04", "0.08", "0.12", "0.15", "0.18")]
+    assert (plan.min_monthly_pv_cents, plan.leg_cap_ratio, plan.max_depth) == (20_000, Decimal("0.5"), 50)
+    assert (plan.pioneer_slots, plan.pioneer_min_purchase_cents) == (50, 500_000)
+    assert plan.active_partners_scope == "downline"
+    assert plan.promote_only_active and plan.root_takes_no_rank_checks
+    assert [plan.leg_cap_cents(r) for r in plan.ranks] == [0, 2_500_000, 12_500_000, 50_000_000, 250_000_000]
+
+
+def test_overrides_apply_on_top():
+    plan = load_plan().with_overrides({"max_depth": None, "active_partners_scope": "direct"})
+    assert plan.max_depth is None and plan.active_partners_scope == "direct"
+    assert plan.rank_names == load_plan().rank_names
+
+
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ({"active_partners_scope": "team"}, "active_partners_scope"),
+        ({"max_depth": 0}, "max_depth"),
+        ({"leg_cap_ratio": "1.5"}, "leg_cap_ratio"),
+        ({"min_monthly_pv": "200.001"}, "min_monthly_pv"),
+        ({"min_monthly_pv": 200.5}, "min_monthly_pv"),  # floats are refused: money stays exact
+        ({"pioneer_slots": -1}, "pioneer_slots"),
+        ({"promote_only_active": "yes"}, "promote_only_active"),
+        ({"colour": "red"}, "unknown field"),
+        ({"ranks": []}, "plan.ranks"),
+        ({"ranks": [{"name": "start", "rate": "0", "personal_volume": "1", "team_volume": "0", "active_partners": 0}]}, r"plan.ranks\[0\]"),
+    ],
+)
+def test_bad_plans_are_refused_naming_the_field(override, field):
+    with pytest.raises(PlanError, match=field):
+        load_plan().with_overrides(override)
+
+
+def test_a_bad_plan_file_names_the_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text('version = "x"\nmax_depth = "deep"\n')
+    with pytest.raises(PlanError, match="broken.toml"):
+        load_plan(path)
+    with pytest.raises(PlanError, match="not found"):
+        load_plan(tmp_path / "missing.toml")
