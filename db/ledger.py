@@ -49,3 +49,14 @@ def run_row(db: Database, run_id: int) -> dict | None:
     with db.engine.connect() as connection:
         row = connection.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
         return dict(row) if row else None
+
+
+def abandon_stale_runs(db: Database) -> int:
+    """Mark runs still ``running`` as ``abandoned``: the caller holds the run lock, so none of them
+    is alive (their process died; their transaction was rolled back by the server)."""
+    with db.engine.begin() as connection:
+        return connection.execute(
+            sa.update(runs)
+            .where(runs.c.status == "running")
+            .values(status="abandoned", finished_at=sa.func.now(), error="the run's process ended before it finished")
+        ).rowcount

@@ -1,26 +1,29 @@
-"""Write a recompute's results: whole JSON values merged at the database, in one transaction.
+"""Write a recompute's results: whole JSON values merged at the database, set-based.
 
 The platform lost writes because it changed JSON values in place through the ORM. Here nothing
 is changed in place: the computed documents are COPYed into a staging table and merged into
-``users`` by one set-based UPDATE, where ``stored || owned`` keeps every key the recompute does
-not own, including keys another client committed after the extract (the UPDATE reads the row as
-it is when it locks it). Only users whose owned values differ are written.
+``users`` by one UPDATE, where ``stored || owned`` keeps every key the recompute does not own.
+The rows to write are first locked and their prior values kept (``mlm_before``), so a client
+that writes a foreign key mid-run either commits before the lock (and its key is merged) or
+waits until the run commits; and validation can prove afterwards that nothing else changed.
+
+Every function here runs inside the caller's transaction (see ``db.unit_of_work``).
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+import re
 
 import polars as pl
 import psycopg
+from psycopg import sql
 
-from db.connection import Database
 from transforms.documents import PROVENANCE_KEYS
 from transforms.money import cents_text
 from transforms.recompute import Recomputed
 
-# Owned keys of the merged documents: kept in one place so validation and audit agree.
+# The keys of the merged documents that the recompute owns; every other key belongs to others.
 OWNED_STATUS_KEYS = (
     "lastActiveMonth",
     "rankQualifiedAt",
@@ -31,36 +34,89 @@ OWNED_STATUS_KEYS = (
     "pioneerPurchasesCount",
 )
 OWNED_VOLUME_KEYS = ("monthlyPV", "personalTotal")
+OWNED_COLUMNS = (
+    "rank",
+    "isActive",
+    "fullVolume",
+    "teamVolumeTotal",
+    "personalVolumeTotal",
+    "mlmStatus",
+    "mlmVolumes",
+    "totalVolume",
+)
 JSON_COLUMNS = ("mlmStatus", "mlmVolumes", "totalVolume")
-LOCK_KEY = 0x6D6C6D72  # "mlmr": one advisory lock for every writing run
 
 
-class RunLocked(RuntimeError):
-    """Another run holds the write lock."""
+def text_array(values) -> str:
+    """A SQL ``text[]`` literal of fixed identifiers (never user data)."""
+    return "ARRAY[" + ", ".join(f"'{v}'" for v in values) + "]::text[]"
 
 
-@dataclass(frozen=True)
-class LoadResult:
-    users_changed: int
-    rank_history_rows: int
-    snapshot_rows: int
+PROVENANCE = text_array(PROVENANCE_KEYS)
+STATUS_KEYS = text_array(OWNED_STATUS_KEYS)
+VOLUME_KEYS = text_array(OWNED_VOLUME_KEYS)
 
 
-STAGING_DDL = """
-CREATE TEMP TABLE mlm_staging_documents (
-    user_id integer PRIMARY KEY,
-    rank text NOT NULL,
-    is_active boolean NOT NULL,
-    full_volume numeric(15, 2) NOT NULL,
-    personal_volume_total numeric(12, 2) NOT NULL,
-    mlm_volumes jsonb NOT NULL,
-    mlm_status jsonb NOT NULL,
-    total_volume jsonb NOT NULL,
-    rank_rose boolean NOT NULL
-) ON COMMIT DROP
-"""
+def untouched_digest(connection: psycopg.Connection) -> str:
+    """SQL for a digest of every column of ``users`` the recompute does not own (whatever other
+    columns the platform has), as their text: equal digests mean none of them changed."""
+    names = [
+        row[0]
+        for row in connection.execute(
+            """SELECT column_name FROM information_schema.columns
+               WHERE table_schema = current_schema() AND table_name = 'users' ORDER BY ordinal_position"""
+        ).fetchall()
+        if row[0] not in OWNED_COLUMNS
+    ]
+    # Cast each to text: JSON columns are compared as stored, without parsing them.
+    return "md5(concat_ws('|', " + ", ".join(f"""quote_nullable(u."{n}"::text)""" for n in names) + "))"
 
-_PROVENANCE = "ARRAY[" + ", ".join(f"'{k}'" for k in PROVENANCE_KEYS) + "]"
+MERGED_STATUS = """COALESCE(u."mlmStatus"::jsonb, '{}'::jsonb) || s.mlm_status"""
+MERGED_VOLUMES = """COALESCE(u."mlmVolumes"::jsonb, '{}'::jsonb) || s.mlm_volumes"""
+
+# A user needs writing when any owned value differs from what the merge would store.
+DIFFERS = f"""(   u."rank" IS DISTINCT FROM s.rank
+       OR u."isActive" IS DISTINCT FROM s.is_active
+       OR u."fullVolume" IS DISTINCT FROM s.full_volume
+       OR u."teamVolumeTotal" IS DISTINCT FROM s.full_volume
+       OR u."personalVolumeTotal" IS DISTINCT FROM s.personal_volume_total
+       OR u."mlmStatus"::jsonb IS DISTINCT FROM {MERGED_STATUS}
+       OR u."mlmVolumes"::jsonb IS DISTINCT FROM {MERGED_VOLUMES}
+       OR (u."totalVolume"::jsonb - {PROVENANCE}) IS DISTINCT FROM (s.total_volume - {PROVENANCE}))"""
+
+
+def staging_table(run_id: int) -> str:
+    return f"mlm_staging_{run_id}"
+
+
+_STAGING_NAME = re.compile(r"^mlm_[a-z0-9_]+$")
+
+
+def quoted(table: str) -> str:
+    """A staging table's name, quoted; only the project's own ``mlm_`` names are accepted."""
+    if not _STAGING_NAME.match(table):
+        raise ValueError(f"not a staging table name: {table!r}")
+    return f'"{table}"'
+
+
+def _csv(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, include_header=False)
+    return buffer.getvalue()
+
+
+def copy_frame(connection: psycopg.Connection, table: str, frame: pl.DataFrame, chunk_rows: int = 200_000) -> None:
+    """COPY ``frame`` into ``table`` (columns by name), in chunks to bound memory."""
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(sql.Identifier(table), columns)
+    with connection.cursor().copy(statement) as copy:
+        for chunk in frame.iter_slices(chunk_rows):
+            copy.write(_csv(chunk))
+
+
+def cents_as_decimal_text(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Integer-cent columns as exact decimal text, which COPY turns into numeric."""
+    return frame.with_columns(cents_text(pl.col(c)).alias(c) for c in columns)
 
 
 def json_column_types(connection: psycopg.Connection) -> dict[str, str]:
@@ -70,148 +126,140 @@ def json_column_types(connection: psycopg.Connection) -> dict[str, str]:
            WHERE table_schema = current_schema() AND table_name = 'users' AND column_name = ANY(%s)""",
         [list(JSON_COLUMNS)],
     ).fetchall()
-    return {name: kind for name, kind in rows}
+    return dict(rows)
 
 
-def changed_users_sql(types: dict[str, str]) -> str:
-    """The set-based merge: owned keys replaced, others kept; only rows whose owned values differ."""
-    status, volumes, total = (types[c] for c in JSON_COLUMNS)
-    merged_status = """COALESCE(u."mlmStatus"::jsonb, '{}'::jsonb) || s.mlm_status"""
-    merged_volumes = """COALESCE(u."mlmVolumes"::jsonb, '{}'::jsonb) || s.mlm_volumes"""
-    return f"""
-UPDATE users AS u SET
-    "rank" = s.rank,
-    "isActive" = s.is_active,
-    "fullVolume" = s.full_volume,
-    "teamVolumeTotal" = s.full_volume,
-    "personalVolumeTotal" = s.personal_volume_total,
-    "mlmStatus" = ({merged_status})::{status},
-    "mlmVolumes" = ({merged_volumes})::{volumes},
-    "totalVolume" = s.total_volume::{total}
-FROM mlm_staging_documents AS s
-WHERE u."userID" = s.user_id
-  AND (   u."rank" IS DISTINCT FROM s.rank
-       OR u."isActive" IS DISTINCT FROM s.is_active
-       OR u."fullVolume" IS DISTINCT FROM s.full_volume
-       OR u."teamVolumeTotal" IS DISTINCT FROM s.full_volume
-       OR u."personalVolumeTotal" IS DISTINCT FROM s.personal_volume_total
-       OR u."mlmStatus"::jsonb IS DISTINCT FROM {merged_status}
-       OR u."mlmVolumes"::jsonb IS DISTINCT FROM {merged_volumes}
-       OR (u."totalVolume"::jsonb - {_PROVENANCE}::text[]) IS DISTINCT FROM (s.total_volume - {_PROVENANCE}::text[]))
-"""
-
-
-def _csv(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_csv(buffer, include_header=False)
-    return buffer.getvalue()
-
-
-
-def staged_documents(recomputed: Recomputed) -> pl.DataFrame:
-    """The documents as the staging table's columns (money as decimals)."""
-    return recomputed.documents.select(
+def stage_documents(connection: psycopg.Connection, recomputed: Recomputed, table: str) -> None:
+    """COPY every user's computed documents into ``table`` (unlogged: it is scratch, kept only
+    until the run has verified what it committed)."""
+    connection.execute(
+        f"""CREATE UNLOGGED TABLE {quoted(table)} (
+                   user_id integer PRIMARY KEY,
+                   rank text NOT NULL,
+                   is_active boolean NOT NULL,
+                   full_volume numeric(15, 2) NOT NULL,
+                   personal_volume_total numeric(12, 2) NOT NULL,
+                   mlm_volumes jsonb NOT NULL,
+                   mlm_status jsonb NOT NULL,
+                   total_volume jsonb NOT NULL,
+                   rank_rose boolean NOT NULL)"""
+    )
+    staged = recomputed.documents.select(
         "user_id",
         "rank",
         "is_active",
-        pl.col("full_volume_cents").alias("full_volume"),
-        pl.col("personal_volume_total_cents").alias("personal_volume_total"),
+        cents_text(pl.col("full_volume_cents")).alias("full_volume"),
+        cents_text(pl.col("personal_volume_total_cents")).alias("personal_volume_total"),
         "mlm_volumes",
         "mlm_status",
         "total_volume",
         "rank_rose",
     )
+    copy_frame(connection, table, staged)
+    connection.execute(f"ANALYZE {quoted(table)}")
 
 
-def copy_frame(connection: psycopg.Connection, table: str, frame: pl.DataFrame, chunk_rows: int = 200_000) -> None:
-    """COPY ``frame`` into ``table`` (columns by name), in chunks to bound memory."""
-    columns = ", ".join(f'"{c}"' for c in frame.columns)
-    with connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy:
-        for chunk in frame.iter_slices(chunk_rows):
-            copy.write(_csv(chunk))
+def lock_users_to_write(connection: psycopg.Connection, table: str) -> int:
+    """Lock the users whose owned values differ, keeping their prior values in ``mlm_before``.
+
+    From here until commit nobody else can change those rows, so what validation compares
+    against is exactly what the UPDATE replaced.
+    """
+    locked = connection.execute(
+        f"""CREATE TEMP TABLE mlm_before ON COMMIT DROP AS
+            SELECT u."userID" AS user_id, u."rank" AS rank, u."isActive" AS is_active,
+                   u."fullVolume" AS full_volume, u."personalVolumeTotal" AS personal_volume_total,
+                   u."mlmStatus"::jsonb AS mlm_status, u."mlmVolumes"::jsonb AS mlm_volumes,
+                   u."totalVolume"::jsonb AS total_volume, {untouched_digest(connection)} AS untouched
+            FROM users AS u JOIN {quoted(table)} AS s ON u."userID" = s.user_id
+            WHERE {DIFFERS}
+            FOR NO KEY UPDATE OF u"""
+    ).rowcount
+    connection.execute("ALTER TABLE mlm_before ADD PRIMARY KEY (user_id)")
+    connection.execute("ANALYZE mlm_before")
+    return locked
 
 
-def cents_as_decimal_text(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """Integer-cent columns as exact decimal text, which COPY turns into numeric."""
+def merge_documents(connection: psycopg.Connection, table: str) -> int:
+    """Write the locked users: owned keys replaced, every other key kept; returns how many."""
+    types = json_column_types(connection)
+    status, volumes, total = (types[c] for c in JSON_COLUMNS)
+    return connection.execute(
+        f"""UPDATE users AS u SET
+                "rank" = s.rank,
+                "isActive" = s.is_active,
+                "fullVolume" = s.full_volume,
+                "teamVolumeTotal" = s.full_volume,
+                "personalVolumeTotal" = s.personal_volume_total,
+                "mlmStatus" = ({MERGED_STATUS})::{status},
+                "mlmVolumes" = ({MERGED_VOLUMES})::{volumes},
+                "totalVolume" = s.total_volume::{total}
+            FROM {quoted(table)} AS s JOIN mlm_before AS b ON b.user_id = s.user_id
+            WHERE u."userID" = s.user_id"""
+    ).rowcount
 
-    return frame.with_columns(cents_text(pl.col(c)).alias(c) for c in columns)
 
-
-def write_documents(connection: psycopg.Connection, recomputed: Recomputed) -> int:
-    """Stage and merge every user's documents; returns how many users were written."""
-    connection.execute(STAGING_DDL)
-    staged = cents_as_decimal_text(staged_documents(recomputed), ["full_volume", "personal_volume_total"])
-    copy_frame(connection, "mlm_staging_documents", staged)
-    connection.execute("ANALYZE mlm_staging_documents")
-    return connection.execute(changed_users_sql(json_column_types(connection))).rowcount
-
-
-def write_rank_history(connection: psycopg.Connection, run_id: int) -> int:
-    """One rank_history row per user whose rank rose in this run (natural qualification)."""
+def write_rank_history(connection: psycopg.Connection, recomputed: Recomputed, run_id: int) -> int:
+    """One ``rank_history`` row (natural qualification) per user whose rank rose in this run."""
+    changes = cents_as_decimal_text(recomputed.rank_changes, ["team_volume_cents"])
+    connection.execute(
+        """CREATE TEMP TABLE mlm_rank_changes (
+               user_id integer, previous_rank text, new_rank text, team_volume_cents numeric(15, 2), active_partners integer
+           ) ON COMMIT DROP"""
+    )
+    copy_frame(connection, "mlm_rank_changes", changes)
     return connection.execute(
         """INSERT INTO rank_history ("createdAt", "userID", "previousRank", "newRank", "teamVolume",
                                      "activePartners", "qualificationMethod", "notes")
-           SELECT now() AT TIME ZONE 'utc', c.user_id, c.previous_rank, c.new_rank, c.team_volume,
+           SELECT now() AT TIME ZONE 'utc', c.user_id, c.previous_rank, c.new_rank, c.team_volume_cents,
                   c.active_partners, 'natural', 'mlm-recompute run ' || %s
-           FROM mlm_staging_rank_changes AS c""",
+           FROM mlm_rank_changes AS c""",
         [run_id],
     ).rowcount
 
 
-def stage_rank_changes(connection: psycopg.Connection, recomputed: Recomputed) -> None:
-    connection.execute(
-        """CREATE TEMP TABLE mlm_staging_rank_changes (
-               user_id integer, previous_rank text, new_rank text, team_volume numeric(15, 2), active_partners integer
-           ) ON COMMIT DROP"""
-    )
-    changes = cents_as_decimal_text(recomputed.rank_changes, ["team_volume_cents"]).rename(
-        {"team_volume_cents": "team_volume"}
-    )
-    copy_frame(connection, "mlm_staging_rank_changes", changes)
+SNAPSHOT_MONEY = ["personal_volume_total_cents", "monthly_pv_cents", "full_volume_cents", "qualifying_volume_cents"]
 
 
-def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_id: int, *, is_final: bool) -> int:
-    """Upsert the period's snapshot rows (one per user); rows that did not change are not rewritten."""
-    connection.execute(
-        """CREATE TEMP TABLE mlm_staging_snapshots (LIKE mlm_period_snapshots INCLUDING DEFAULTS) ON COMMIT DROP"""
-    )
-    money = ["personal_volume_total_cents", "monthly_pv_cents", "full_volume_cents", "qualifying_volume_cents"]
-    rows = cents_as_decimal_text(recomputed.snapshots, money).rename({c: c.removesuffix("_cents") for c in money})
-    rows = rows.with_columns(
+def snapshot_rows(recomputed: Recomputed, run_id: int, *, is_final: bool) -> pl.DataFrame:
+    """The period's snapshot rows as ``mlm_period_snapshots`` columns; one row per user."""
+    rows = cents_as_decimal_text(recomputed.snapshots, SNAPSHOT_MONEY)
+    return rows.rename({c: c.removesuffix("_cents") for c in SNAPSHOT_MONEY}).with_columns(
         period=pl.lit(recomputed.period),
         run_id=pl.lit(run_id),
         is_final=pl.lit(is_final),
         as_of=pl.lit(recomputed.as_of.isoformat()),
     )
-    copy_frame(connection, "mlm_staging_snapshots", rows)
-    value_columns = [c for c in rows.columns if c not in ("period", "user_id")]
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in value_columns)
-    compared = [c for c in value_columns if c not in ("run_id", "as_of")]
-    differs = " OR ".join(f"s.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared)
-    columns = ", ".join(rows.columns)
+
+
+def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_id: int, *, is_final: bool) -> int:
+    """Upsert the period's snapshot rows; rows whose values did not change are not rewritten."""
+    connection.execute("CREATE TEMP TABLE mlm_snapshot_rows (LIKE mlm_period_snapshots) ON COMMIT DROP")
+    rows = snapshot_rows(recomputed, run_id, is_final=is_final)
+    copy_frame(connection, "mlm_snapshot_rows", rows)
+    values = [c for c in rows.columns if c not in ("period", "user_id")]
+    compared = [c for c in values if c not in ("run_id", "as_of")]
     return connection.execute(
-        f"""INSERT INTO mlm_period_snapshots AS s ({columns})
-            SELECT {columns} FROM mlm_staging_snapshots
-            ON CONFLICT (period, user_id) DO UPDATE SET {updates} WHERE {differs}"""
+        f"""INSERT INTO mlm_period_snapshots AS s ({", ".join(rows.columns)})
+            SELECT {", ".join(rows.columns)} FROM mlm_snapshot_rows
+            ON CONFLICT (period, user_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in values)}
+            WHERE {" OR ".join(f"s.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared)}"""
     ).rowcount
 
 
-def take_write_lock(connection: psycopg.Connection, *, wait: bool) -> None:
-    """The transaction-scoped advisory lock every writing run takes: runs never interleave."""
-    if wait:
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
-        return
-    if not connection.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY]).fetchone()[0]:
-        raise RunLocked("another mlm-recompute run is writing to this database; try again when it has finished")
+def drop_staging(connection: psycopg.Connection, table: str) -> None:
+    connection.execute(f"DROP TABLE IF EXISTS {quoted(table)}")
 
 
-def write_period(db: Database, recomputed: Recomputed, run_id: int, *, is_final: bool = False, wait: bool = True) -> LoadResult:
-    """Everything a run writes, in one transaction: rolled back entirely unless it all succeeds."""
-    with db.connect_raw() as connection:
-        with connection.transaction():
-            take_write_lock(connection, wait=wait)
-            changed = write_documents(connection, recomputed)
-            stage_rank_changes(connection, recomputed)
-            history = write_rank_history(connection, run_id)
-            snapshots = write_snapshots(connection, recomputed, run_id, is_final=is_final)
-    return LoadResult(users_changed=changed, rank_history_rows=history, snapshot_rows=snapshots)
+def drop_abandoned_staging(connection: psycopg.Connection) -> list[str]:
+    """Drop staging tables left by runs that died after committing (the run lock is held, so no
+    other run is using one)."""
+    names = [
+        row[0]
+        for row in connection.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename ~ '^mlm_staging_[0-9]+$'"
+        ).fetchall()
+    ]
+    for name in names:
+        drop_staging(connection, name)
+    return names

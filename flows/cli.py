@@ -114,13 +114,13 @@ def _nightly(db, settings, as_of: datetime, quarantine: bool) -> int:
     state = outcome.recomputed.state
     print(f"run {outcome.run_id} ({outcome.status}) period {outcome.period}, cut-off {as_of.isoformat()}")
     print(f"  users computed:   {state.height:,}")
-    print(f"  users written:    {outcome.load.users_changed:,}")
-    print(f"  rank changes:     {outcome.load.rank_history_rows:,}")
+    print(f"  users written:    {outcome.users_written:,}")
+    print(f"  rank changes:     {outcome.rank_history_rows:,}")
     print(f"  active users:     {int(state['is_active'].sum()):,}")
     print(f"  pioneers:         {int(state['pioneer_number'].is_not_null().sum()):,}")
-    if outcome.problems:
+    if outcome.recomputed.problems:
         print("  quarantined:")
-        for problem in outcome.problems:
+        for problem in outcome.recomputed.problems:
             print("    - " + problem.describe())
     print(f"  took {time.perf_counter() - started:.1f} s")
     return EXIT_OK
@@ -155,7 +155,8 @@ _COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from db.load import RunLocked
+    from db.unit_of_work import RunLocked
+    from flows.pipeline import ValidationFailed
     from flows.config import Settings
     from flows.scenario import ScenarioFileError
     from transforms.plan import PlanError
@@ -174,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     except RunLocked as locked:
         print(f"mlm-recompute: {locked}", file=sys.stderr)
         return EXIT_LOCKED
+    except ValidationFailed as failed:
+        print(f"mlm-recompute: {failed}", file=sys.stderr)
+        for failure in failed.failures[:20]:
+            print(f"  user {failure['user_id']}: {failure['check_name']}: {failure['detail']}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -1,33 +1,91 @@
-"""One period's recompute as plain steps: extract, compute, load. The Prefect flows compose these.
+"""One period's recompute as plain steps: extract, compute, load, validate, verify.
 
-Kept free of Prefect so the CLI's ``scenario`` command and the tests can call it directly.
+The Prefect flows and the CLI compose this; it is kept free of Prefect so the ``scenario``
+command and the tests can call it directly. One run holds the run lock from before its extract
+to after its verification, and writes in exactly one transaction.
 """
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from db import extract, ledger, load
+import polars as pl
+
+from db import extract, ledger, load, validate
 from db.connection import Database
+from db.unit_of_work import UnitOfWork, run_connection
 from transforms.documents import Provenance
 from transforms.plan import Plan
 from transforms.problems import InputRejected
 from transforms.recompute import Recomputed, recompute
 
 
+class ValidationFailed(RuntimeError):
+    """The written state did not prove out; the transaction was rolled back (or, after commit,
+    the verification failed). ``failures`` lists the users and checks."""
+
+    def __init__(self, run_id: int, failures: list[dict], *, after_commit: bool = False):
+        self.run_id = run_id
+        self.failures = failures
+        self.after_commit = after_commit
+        users = sorted({f["user_id"] for f in failures if f["user_id"] is not None})
+        checks = sorted({f["check_name"] for f in failures})
+        moment = "after commit (the data was written)" if after_commit else "before commit; nothing was written"
+        shown = ", ".join(map(str, users[:20])) + (f" and {len(users) - 20} more" if len(users) > 20 else "")
+        super().__init__(f"run {run_id}: validation failed {moment}: {len(failures)} failure(s) in {checks}; userIDs {shown}")
+
+
 @dataclass
 class RunOutcome:
-    """What a run did: its id, status, counts, and the result it computed."""
+    """What a run did: its id, status, what changed, and how long each stage took."""
 
     run_id: int
     status: str
     period: str
     as_of: datetime
-    recomputed: Recomputed | None = None
-    load: load.LoadResult | None = None
-    watermark: extract.Watermark | None = None
-    problems: list = field(default_factory=list)
+    dry_run: bool
+    recomputed: Recomputed
+    watermark: extract.Watermark
+    changes: dict
+    users_written: int
+    rank_history_rows: int
+    snapshot_rows: int
+    verified: bool | None
+    timings: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        state = self.recomputed.state
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "period": self.period,
+            "as_of": self.as_of.isoformat(),
+            "dry_run": self.dry_run,
+            "watermark": vars(self.watermark),
+            "users_computed": state.height,
+            "users_written": self.users_written,
+            "changes": self.changes,
+            "rank_history_rows": self.rank_history_rows,
+            "snapshot_rows": self.snapshot_rows,
+            "new_pioneers": state.filter(pl.col("is_new_pioneer").fill_null(False))["user_id"].to_list(),
+            "quarantined": [p.as_dict() for p in self.recomputed.problems],
+            "verified": self.verified,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "rows": self.rows,
+        }
+
+
+@contextmanager
+def _stage(timings: dict[str, float], name: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = time.perf_counter() - started
 
 
 def run_period(
@@ -40,36 +98,103 @@ def run_period(
     mode: str = "nightly",
     quarantine: bool = False,
     is_final: bool = False,
+    dry_run: bool = False,
+    wait: bool = True,
 ) -> RunOutcome:
-    """Recompute ``period`` as of ``as_of`` and write it; raises InputRejected on bad input."""
-    run_id = ledger.start_run(db, mode=mode, period=period, as_of=as_of, plan_version=plan.version, dry_run=False)
-    try:
+    """Recompute ``period`` as of ``as_of`` and write it in one transaction, validated before
+    commit and verified after. A dry run does everything but commit, and records nothing.
+
+    Raises InputRejected (bad input), RunLocked (``wait=False`` and another run holds the lock),
+    ValidationFailed (nothing written, failures stored on the run).
+    """
+    with run_connection(db, wait=wait) as connection:
+        run_id = 0
+        if not dry_run:
+            ledger.abandon_stale_runs(db)
+            load.drop_abandoned_staging(connection)
+            run_id = ledger.start_run(db, mode=mode, period=period, as_of=as_of, plan_version=plan.version, dry_run=False)
+        try:
+            outcome = _run(db, connection, plan, run_id, as_of, period, root_telegram_id, quarantine, is_final, dry_run)
+        except InputRejected as rejected:
+            if run_id:
+                ledger.finish_run(db, run_id, status="refused", error=str(rejected), summary={"problems": [p.as_dict() for p in rejected.problems]})
+            raise
+        except ValidationFailed as failed:
+            if run_id:
+                ledger.record_failures(db, run_id, failed.failures)
+                ledger.finish_run(db, run_id, status="failed", error=str(failed), verified=False if failed.after_commit else None)
+            raise
+        except BaseException as error:
+            if run_id:
+                ledger.finish_run(db, run_id, status="failed", error=f"{type(error).__name__}: {error}")
+            raise
+        if run_id:
+            ledger.finish_run(
+                db,
+                run_id,
+                status=outcome.status,
+                users_changed=outcome.users_written,
+                max_purchase_id=outcome.watermark.max_purchase_id,
+                purchase_count=outcome.watermark.purchase_count,
+                user_count=outcome.watermark.user_count,
+                verified=outcome.verified,
+                summary=outcome.summary(),
+            )
+        return outcome
+
+
+def _run(db, connection, plan, run_id, as_of, period, root_telegram_id, quarantine, is_final, dry_run) -> RunOutcome:
+    timings: dict[str, float] = {}
+    with _stage(timings, "extract"):
         inputs, watermark = extract.inputs(db, as_of, plan.pioneer_min_purchase_cents)
+    with _stage(timings, "compute"):
         provenance = Provenance(run_id=run_id, plan_version=plan.version, as_of=as_of, calculated_at=datetime.now(timezone.utc))
-        result = recompute(
-            inputs, plan, period=period, root_telegram_id=root_telegram_id, provenance=provenance, quarantine=quarantine
-        )
-        written = load.write_period(db, result, run_id, is_final=is_final)
-    except InputRejected as rejected:
-        ledger.finish_run(db, run_id, status="refused", error=str(rejected), summary={"problems": [p.as_dict() for p in rejected.problems]})
-        raise
-    except BaseException as error:
-        ledger.finish_run(db, run_id, status="failed", error=f"{type(error).__name__}: {error}")
-        raise
-    ledger.finish_run(
-        db,
-        run_id,
-        status="succeeded",
-        users_changed=written.users_changed,
-        max_purchase_id=watermark.max_purchase_id,
-        purchase_count=watermark.purchase_count,
-        user_count=watermark.user_count,
-        summary={
-            "users_changed": written.users_changed,
-            "rank_history_rows": written.rank_history_rows,
-            "snapshot_rows": written.snapshot_rows,
-            "quarantined_user_ids": list(result.quarantined_user_ids),
-            "quarantined_purchase_ids": list(result.quarantined_purchase_ids),
-        },
+        result = recompute(inputs, plan, period=period, root_telegram_id=root_telegram_id, provenance=provenance, quarantine=quarantine)
+    root_user_id = _root_user_id(result)
+    table = load.staging_table(run_id)
+    with UnitOfWork(connection) as uow:
+        with _stage(timings, "load"):
+            load.stage_documents(connection, result, table)
+            load.lock_users_to_write(connection, table)
+            changes = validate.pending_changes(connection, table)
+            written = load.merge_documents(connection, table)
+            history = load.write_rank_history(connection, result, run_id)
+            snapshots = load.write_snapshots(connection, result, run_id, is_final=is_final)
+        with _stage(timings, "validate"):
+            failures = validate.failures_in_transaction(
+                connection, table, plan, as_of=as_of, max_purchase_id=watermark.max_purchase_id, root_user_id=root_user_id
+            )
+        if failures:
+            raise ValidationFailed(run_id, failures)
+        if not dry_run:
+            uow.commit()
+    verified = None
+    if not dry_run:
+        with _stage(timings, "verify"):
+            after = validate.failures_after_commit(db, table)
+            load.drop_staging(connection, table)
+        if after:
+            raise ValidationFailed(run_id, after, after_commit=True)
+        verified = True
+    rows = {"extract": inputs.monthly_volumes.height + inputs.users.height, "compute": result.state.height, "load": result.documents.height}
+    return RunOutcome(
+        run_id=run_id,
+        status="dry run" if dry_run else "succeeded",
+        period=period,
+        as_of=as_of,
+        dry_run=dry_run,
+        recomputed=result,
+        watermark=watermark,
+        changes=changes,
+        users_written=written,
+        rank_history_rows=history,
+        snapshot_rows=snapshots,
+        verified=verified,
+        timings=timings,
+        rows=rows,
     )
-    return RunOutcome(run_id, "succeeded", period, as_of, result, written, watermark, list(result.problems))
+
+
+def _root_user_id(result: Recomputed) -> int | None:
+    roots = result.state.filter(pl.col("is_root"))["user_id"]
+    return int(roots[0]) if roots.len() else None

@@ -10,12 +10,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from db import extract, load, readback
+from db import extract, readback
 from db.scenario_data import insert_platform_rows
 from flows.config import load_plan
 from flows.pipeline import run_period
-from transforms.documents import Provenance
-from transforms.recompute import recompute
 
 AS_OF = datetime(2025, 10, 20, tzinfo=timezone.utc)
 PERIOD = "2025-10"
@@ -53,7 +51,7 @@ def nightly(db, **kwargs):
 
 def test_owned_keys_are_written_and_foreign_keys_kept(platform):
     outcome = nightly(platform)
-    assert outcome.load.users_changed == 3
+    assert outcome.users_written == 3
     user = readback.stored_users(platform)[2]
     assert user["mlmStatus"]["isFounder"] is True and user["mlmStatus"]["lastActiveMonth"] == "2025-10"
     assert user["mlmVolumes"] == {"monthlyPV": "250.00", "personalTotal": 250, "autoship": {"enabled": True}}
@@ -65,8 +63,8 @@ def test_a_second_run_on_unchanged_inputs_writes_nobody(platform):
     nightly(platform)
     before = readback.table_fingerprints(platform, ["users", "rank_history"])
     again = nightly(platform)
-    assert again.load.users_changed == 0
-    assert again.load.rank_history_rows == 0
+    assert again.users_written == 0
+    assert again.rank_history_rows == 0
     assert readback.table_fingerprints(platform, ["users", "rank_history"]) == before
 
 
@@ -75,28 +73,29 @@ def test_only_the_users_whose_values_changed_are_written(platform):
     with platform.connect_raw() as c:
         c.execute("""INSERT INTO purchases VALUES (3, 3, NULL, NULL, NULL, 100.00, '2025-10-05 10:00')""")
     # user 3's own totals change, and so do the full volumes of its sponsor chain (2 and the root)
-    assert nightly(platform).load.users_changed == 3
+    assert nightly(platform).users_written == 3
     with platform.connect_raw() as c:
         c.execute("""UPDATE purchases SET "createdAt" = '2025-10-06 10:00' WHERE "purchaseID" = 3""")
-    assert nightly(platform).load.users_changed == 0
+    assert nightly(platform).users_written == 0
 
 
-def test_keys_written_by_another_client_after_the_extract_survive(platform):
+def test_keys_written_by_another_client_after_the_extract_survive(platform, monkeypatch):
     # The lost-update window: the run has read its inputs; the platform then writes a founder's
     # assigned rank and a grace streak. The merge happens at the database, so both survive.
-    plan = load_plan()
-    inputs, _ = extract.inputs(platform, AS_OF, plan.pioneer_min_purchase_cents)
-    result = recompute(
-        inputs, plan, period=PERIOD, root_telegram_id=ROOT,
-        provenance=Provenance(run_id=1, plan_version=plan.version, as_of=AS_OF, calculated_at=AS_OF),
-    )  # fmt: skip
-    with platform.connect_raw() as other:
-        other.execute(
-            """UPDATE users SET "mlmStatus" = ("mlmStatus"::jsonb || '{"assignedRank": "growth", "assignedBy": 1}')::json,
-                                "mlmVolumes" = ("mlmVolumes"::jsonb || '{"graceDayStreak": 3}')::json
-               WHERE "userID" = 2"""
-        )
-    load.write_period(platform, result, run_id=1)
+    real_inputs = extract.inputs
+
+    def inputs_then_a_platform_write(*args, **kwargs):
+        read = real_inputs(*args, **kwargs)
+        with platform.connect_raw() as other:
+            other.execute(
+                """UPDATE users SET "mlmStatus" = ("mlmStatus"::jsonb || '{"assignedRank": "growth", "assignedBy": 1}')::json,
+                                    "mlmVolumes" = ("mlmVolumes"::jsonb || '{"graceDayStreak": 3}')::json
+                   WHERE "userID" = 2"""
+            )
+        return read
+
+    monkeypatch.setattr(extract, "inputs", inputs_then_a_platform_write)
+    assert nightly(platform).verified
     user = readback.stored_users(platform)[2]
     assert user["mlmStatus"]["assignedRank"] == "growth" and user["mlmStatus"]["assignedBy"] == 1
     assert user["mlmVolumes"]["graceDayStreak"] == 3
@@ -104,25 +103,19 @@ def test_keys_written_by_another_client_after_the_extract_survive(platform):
     assert user["mlmVolumes"]["monthlyPV"] == "250.00"
 
 
-def test_a_writer_holding_the_row_during_the_update_is_merged_not_overwritten(platform):
-    # A second connection has the row locked with an uncommitted change when the run's UPDATE
-    # arrives; the UPDATE waits, then merges into the committed version of the row.
-    plan = load_plan()
-    inputs, _ = extract.inputs(platform, AS_OF, plan.pioneer_min_purchase_cents)
-    result = recompute(
-        inputs, plan, period=PERIOD, root_telegram_id=ROOT,
-        provenance=Provenance(run_id=1, plan_version=plan.version, as_of=AS_OF, calculated_at=AS_OF),
-    )  # fmt: skip
+def test_a_writer_holding_the_row_during_the_write_is_merged_not_overwritten(platform):
+    # A second connection has the row locked with an uncommitted change when the run writes;
+    # the run waits for it, then merges into the committed version of the row.
     other = platform.connect_raw()
     other.execute("""UPDATE users SET "mlmStatus" = ("mlmStatus"::jsonb || '{"graceDays": 2}')::json WHERE "userID" = 2""")
     errors = []
-    writer = threading.Thread(target=lambda: _capture(errors, load.write_period, platform, result, 1))
-    writer.start()
+    run = threading.Thread(target=lambda: _capture(errors, nightly, platform))
+    run.start()
     _wait_until_blocked(platform)
     other.commit()
     other.close()
-    writer.join(timeout=30)
-    assert not errors and not writer.is_alive()
+    run.join(timeout=60)
+    assert not errors and not run.is_alive()
     status = readback.stored_users(platform)[2]["mlmStatus"]
     assert status["graceDays"] == 2 and status["isFounder"] is True and status["lastActiveMonth"] == "2025-10"
 
@@ -151,10 +144,10 @@ def test_jsonb_columns_work_the_same(platform):
     with platform.connect_raw() as c:
         for column in ("mlmStatus", "mlmVolumes", "totalVolume"):
             c.execute(f'ALTER TABLE users ALTER COLUMN "{column}" TYPE jsonb USING "{column}"::jsonb')
-    assert nightly(platform).load.users_changed == 3
+    assert nightly(platform).users_written == 3
     user = readback.stored_users(platform)[2]
     assert user["mlmStatus"]["isFounder"] is True and user["mlmStatus"]["lastActiveMonth"] == "2025-10"
-    assert nightly(platform).load.users_changed == 0
+    assert nightly(platform).users_written == 0
 
 
 def test_rank_history_and_snapshots_are_written(platform):
@@ -174,6 +167,6 @@ def test_rank_history_and_snapshots_are_written(platform):
     assert set(snapshots) == {1, 2, 3, 4}
     assert snapshots[2]["rank"] == "builder" and snapshots[2]["active_partners"] == 2
     assert snapshots[2]["run_id"] == outcome.run_id and not snapshots[2]["is_final"]
-    assert nightly(platform).load.rank_history_rows == 0  # written once
+    assert nightly(platform).rank_history_rows == 0  # written once
     stored = json.loads(json.dumps(readback.stored_users(platform)[2]["mlmStatus"], default=str))
     assert stored["rankQualifiedAt"] == AS_OF.isoformat()

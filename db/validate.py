@@ -1,0 +1,199 @@
+"""Prove that what is stored equals what was computed, and that nothing else changed.
+
+Three moments:
+* ``pending_changes``: before the write, which owned keys and columns differ (the run's report,
+  the dry run's answer, the audit's drift);
+* ``failures_in_transaction``: after the write, before commit: the written rows read back equal
+  the staged ones, no foreign key or untouched column moved, ranks never fell, every written
+  user has its documents, stored personal totals equal the purchases, pioneers are consistent;
+* ``failures_after_commit``: from a new connection, every staged user read back again. This is
+  the check the platform's lost ``flag_modified`` would have failed.
+
+Each failure is ``{"user_id", "check_name", "detail"}``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+
+from db.connection import Database
+from db.extract import naive_utc
+from db.load import PROVENANCE, quoted, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
+from transforms.plan import Plan
+
+TOTAL_VOLUME_KEYS = ("qualifyingVolume", "fullVolume", "requiredForNextRank", "gap", "nextRank", "currentRank", "capLimit", "branches")
+
+# For each owned value: the condition under which the stored one (u) differs from the staged one (s).
+_OWNED_DIFFERENCES = {
+    "rank": 'u."rank" IS DISTINCT FROM s.rank',
+    "isActive": 'u."isActive" IS DISTINCT FROM s.is_active',
+    "fullVolume": 'u."fullVolume" IS DISTINCT FROM s.full_volume',
+    "teamVolumeTotal": 'u."teamVolumeTotal" IS DISTINCT FROM s.full_volume',
+    "personalVolumeTotal": 'u."personalVolumeTotal" IS DISTINCT FROM s.personal_volume_total',
+    "mlmStatus": """NOT COALESCE(u."mlmStatus"::jsonb @> s.mlm_status, false)""",
+    "mlmVolumes": """NOT COALESCE(u."mlmVolumes"::jsonb @> s.mlm_volumes, false)""",
+    "totalVolume": f"""(u."totalVolume"::jsonb - {PROVENANCE}) IS DISTINCT FROM (s.total_volume - {PROVENANCE})""",
+}
+
+
+def _rows(connection: psycopg.Connection, statement, params=None) -> list[tuple]:
+    return connection.execute(statement, params).fetchall()
+
+
+def _owned_mismatches(connection: psycopg.Connection, table: str, *, written_only: bool) -> list[dict]:
+    """Staged users whose stored owned values differ from the staged ones, naming the values."""
+    which = ", ".join(f"CASE WHEN {condition} THEN '{name}' END" for name, condition in _OWNED_DIFFERENCES.items())
+    scope = "JOIN mlm_before AS b ON b.user_id = s.user_id" if written_only else ""
+    statement = f"""SELECT s.user_id, CASE WHEN u."userID" IS NULL THEN 'user row is gone' ELSE concat_ws(', ', {which}) END
+            FROM {quoted(table)} AS s {scope} LEFT JOIN users AS u ON u."userID" = s.user_id
+            WHERE u."userID" IS NULL OR {" OR ".join(_OWNED_DIFFERENCES.values())}"""
+    return [
+        {"user_id": user_id, "check_name": "stored_equals_computed", "detail": f"stored differs from computed: {what}"}
+        for user_id, what in _rows(connection, statement)
+    ]
+
+
+def _foreign_changes(connection: psycopg.Connection) -> list[dict]:
+    """Written users whose keys or columns that the recompute does not own changed."""
+    untouched = untouched_digest(connection)
+    found = _rows(
+        connection,
+        f"""SELECT b.user_id, concat_ws(', ',
+                   CASE WHEN (COALESCE(u."mlmStatus"::jsonb, '{{}}') - {STATUS_KEYS})
+                             IS DISTINCT FROM (COALESCE(b.mlm_status, '{{}}') - {STATUS_KEYS}) THEN 'mlmStatus' END,
+                   CASE WHEN (COALESCE(u."mlmVolumes"::jsonb, '{{}}') - {VOLUME_KEYS})
+                             IS DISTINCT FROM (COALESCE(b.mlm_volumes, '{{}}') - {VOLUME_KEYS}) THEN 'mlmVolumes' END,
+                   CASE WHEN {untouched} IS DISTINCT FROM b.untouched THEN 'columns the recompute does not own' END)
+            FROM mlm_before AS b JOIN users AS u ON u."userID" = b.user_id
+            WHERE (COALESCE(u."mlmStatus"::jsonb, '{{}}') - {STATUS_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_status, '{{}}') - {STATUS_KEYS})
+               OR (COALESCE(u."mlmVolumes"::jsonb, '{{}}') - {VOLUME_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_volumes, '{{}}') - {VOLUME_KEYS})
+               OR {untouched} IS DISTINCT FROM b.untouched""",
+    )
+    return [{"user_id": u, "check_name": "foreign_keys_kept", "detail": f"changed what it does not own: {what}"} for u, what in found]
+
+
+def _ranks_fallen(connection: psycopg.Connection, plan: Plan) -> list[dict]:
+    found = _rows(
+        connection,
+        """SELECT b.user_id, b.rank, u."rank" FROM mlm_before AS b JOIN users AS u ON u."userID" = b.user_id
+           WHERE array_position(%(ranks)s::text[], u."rank") < array_position(%(ranks)s::text[], COALESCE(b.rank, %(entry)s))""",
+        {"ranks": plan.rank_names, "entry": plan.rank_names[0]},
+    )
+    return [{"user_id": u, "check_name": "rank_never_down", "detail": f"rank fell from {old} to {new}"} for u, old, new in found]
+
+
+def _documents_missing(connection: psycopg.Connection) -> list[dict]:
+    found = _rows(
+        connection,
+        """SELECT b.user_id FROM mlm_before AS b JOIN users AS u ON u."userID" = b.user_id
+           WHERE jsonb_typeof(u."mlmStatus"::jsonb) IS DISTINCT FROM 'object'
+              OR jsonb_typeof(u."mlmVolumes"::jsonb) IS DISTINCT FROM 'object'
+              OR jsonb_typeof(u."totalVolume"::jsonb) IS DISTINCT FROM 'object'""",
+    )
+    return [{"user_id": u, "check_name": "has_documents", "detail": "a JSON column is not an object after the write"} for (u,) in found]
+
+
+def _volume_not_conserved(connection: psycopg.Connection, table: str, as_of: datetime, max_purchase_id: int | None) -> list[dict]:
+    """Stored personal totals that differ from the user's purchases (as of the extract's watermark)."""
+    statement = f"""WITH bought AS (
+               SELECT "userID" AS user_id, sum("packPrice") AS total FROM purchases
+               WHERE "createdAt" < %(as_of)s::timestamp AND "packPrice" >= 0 AND "purchaseID" <= %(max_id)s
+               GROUP BY 1)
+           SELECT s.user_id, u."personalVolumeTotal"::text, COALESCE(b.total, 0)::text
+           FROM {quoted(table)} AS s JOIN users AS u ON u."userID" = s.user_id LEFT JOIN bought AS b ON b.user_id = s.user_id
+           WHERE u."personalVolumeTotal" IS DISTINCT FROM COALESCE(b.total, 0)"""
+    found = _rows(connection, statement, {"as_of": naive_utc(as_of), "max_id": max_purchase_id or 0})
+    return [
+        {"user_id": u, "check_name": "volume_conserved", "detail": f"personalVolumeTotal {stored} but purchases sum to {bought}"}
+        for u, stored, bought in found
+    ]
+
+
+def _pioneer_failures(connection: psycopg.Connection, plan: Plan, root_user_id: int | None) -> list[dict]:
+    pioneers = _rows(
+        connection,
+        """SELECT "userID", "mlmStatus"::jsonb ->> 'pioneerNumber' FROM users
+           WHERE jsonb_typeof("mlmStatus"::jsonb) = 'object' AND "mlmStatus"::jsonb -> 'hasPioneerBonus' = 'true'::jsonb
+           ORDER BY 2, 1""",
+    )
+    failures = []
+    numbers = [n for _, n in pioneers]
+    if len(pioneers) > plan.pioneer_slots:
+        failures += [{"user_id": u, "check_name": "pioneer_slots", "detail": f"{len(pioneers)} pioneers, {plan.pioneer_slots} slots"} for u, _ in pioneers]
+    if sorted(numbers, key=lambda n: int(n) if n and n.isdigit() else -1) != [str(i) for i in range(1, len(pioneers) + 1)]:
+        failures += [{"user_id": u, "check_name": "pioneer_numbering", "detail": f"pioneerNumber {n}; numbers must run 1..{len(pioneers)}"} for u, n in pioneers]
+    if root_user_id is not None:
+        counter = _rows(connection, """SELECT "mlmStatus"::jsonb ->> 'pioneerPurchasesCount' FROM users WHERE "userID" = %s""", [root_user_id])
+        if not counter or counter[0][0] != str(len(pioneers)):
+            got = counter[0][0] if counter else None
+            failures.append({"user_id": root_user_id, "check_name": "pioneer_counter", "detail": f"root counts {got} pioneers, {len(pioneers)} hold the status"})
+    return failures
+
+
+def failures_in_transaction(
+    connection: psycopg.Connection,
+    table: str,
+    plan: Plan,
+    *,
+    as_of: datetime,
+    max_purchase_id: int | None,
+    root_user_id: int | None,
+) -> list[dict]:
+    """Every check of the written state, inside the writing transaction, before commit."""
+    return (
+        _owned_mismatches(connection, table, written_only=True)
+        + _foreign_changes(connection)
+        + _ranks_fallen(connection, plan)
+        + _documents_missing(connection)
+        + _volume_not_conserved(connection, table, as_of, max_purchase_id)
+        + _pioneer_failures(connection, plan, root_user_id)
+    )
+
+
+def failures_after_commit(db: Database, table: str) -> list[dict]:
+    """From a new connection: every staged user's stored owned values equal the computed ones."""
+    with db.connect_raw() as connection:
+        return _owned_mismatches(connection, table, written_only=False)
+
+
+def pending_changes(connection: psycopg.Connection, table: str) -> dict:
+    """Which owned values the write will change (from ``mlm_before``, before the UPDATE):
+    users, per column and per key, and how far full and personal volumes move."""
+    counts = {
+        "rank": "b.rank IS DISTINCT FROM s.rank",
+        "isActive": "b.is_active IS DISTINCT FROM s.is_active",
+        "fullVolume": "b.full_volume IS DISTINCT FROM s.full_volume",
+        "personalVolumeTotal": "b.personal_volume_total IS DISTINCT FROM s.personal_volume_total",
+        **{f"mlmStatus.{k}": f"s.mlm_status ? '{k}' AND (b.mlm_status -> '{k}') IS DISTINCT FROM (s.mlm_status -> '{k}')" for k in OWNED_STATUS_KEYS},
+        **{f"mlmVolumes.{k}": f"(b.mlm_volumes -> '{k}') IS DISTINCT FROM (s.mlm_volumes -> '{k}')" for k in OWNED_VOLUME_KEYS},
+        **{f"totalVolume.{k}": f"(b.total_volume -> '{k}') IS DISTINCT FROM (s.total_volume -> '{k}')" for k in TOTAL_VOLUME_KEYS},
+        "mlmStatus (was NULL)": "b.mlm_status IS NULL",
+        "mlmVolumes (was NULL)": "b.mlm_volumes IS NULL",
+        "totalVolume (was NULL)": "b.total_volume IS NULL",
+    }
+    columns = ", ".join(f"count(*) FILTER (WHERE {condition})" for condition in counts.values())
+    statement = f"""SELECT count(*), {columns},
+                   COALESCE(sum(abs(s.full_volume - COALESCE(b.full_volume, 0))), 0)::text,
+                   COALESCE(max(abs(s.full_volume - COALESCE(b.full_volume, 0))), 0)::text,
+                   COALESCE(sum(abs(s.personal_volume_total - COALESCE(b.personal_volume_total, 0))), 0)::text
+            FROM mlm_before AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id"""
+    row = connection.execute(statement).fetchone()
+    by_key = {name: value for name, value in zip(counts, row[1:]) if value}
+    rank_rises = dict(
+        _rows(
+            connection,
+            f"SELECT s.rank, count(*) FROM mlm_before AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id WHERE s.rank_rose GROUP BY 1 ORDER BY 1",
+        )
+    )
+    return {
+        "users": row[0],
+        "by_key": by_key,
+        "rank_rises_to": rank_rises,
+        "full_volume_moved_total": row[-3],
+        "full_volume_moved_max": row[-2],
+        "personal_volume_moved_total": row[-1],
+    }
+
+

@@ -1,0 +1,249 @@
+"""Faults for real, on PostgreSQL: a killed run, a failed validation, two runs at once, a dry run,
+and the platform's lost update reproduced next to this project's write path."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm.attributes import flag_modified
+
+from db import extract, load, readback
+from db.scenario_data import insert_platform_rows
+from db.schema import OWN_TABLES, PLATFORM_TABLES
+from db.unit_of_work import RunLocked
+from flows.config import load_plan
+from flows.pipeline import ValidationFailed, run_period
+
+AS_OF = datetime(2025, 10, 20, tzinfo=timezone.utc)
+PERIOD = "2025-10"
+ROOT = 9000
+ALL_TABLES = [t.name for t in PLATFORM_TABLES + OWN_TABLES]
+DATA_TABLES = [t for t in ALL_TABLES if t != "mlm_runs"]
+
+USERS = [
+    {"userID": 1, "telegramID": 9000, "upline": 9000, "rank": "start"},
+    {"userID": 2, "telegramID": 9001, "upline": 9000, "rank": "start", "mlmStatus": {"isFounder": True}},
+    {"userID": 3, "telegramID": 9002, "upline": 9001, "rank": "start"},
+]
+PURCHASES = [
+    {"purchaseID": 1, "userID": 2, "packPrice": "250.00", "createdAt": "2025-10-02T10:00:00"},
+    {"purchaseID": 2, "userID": 3, "packPrice": "5000.00", "createdAt": "2025-10-03T10:00:00"},
+]
+
+
+@pytest.fixture
+def platform(db):
+    insert_platform_rows(db, USERS, PURCHASES)
+    return db
+
+
+def nightly(db, **kwargs):
+    return run_period(db, load_plan(), as_of=AS_OF, period=PERIOD, root_telegram_id=ROOT, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "sabotage, check",
+    [
+        # overwriting the whole document (the bug the merge exists to prevent) drops a founder flag
+        ("""UPDATE users AS u SET "mlmStatus" = s.mlm_status::json FROM "{table}" AS s WHERE u."userID" = s.user_id""", "foreign_keys_kept"),
+        # touching a column the recompute does not own
+        ("""UPDATE users SET "email" = 'x@example.com' WHERE "userID" = 2""", "foreign_keys_kept"),
+        # a stored value that is not the computed one
+        ("""UPDATE users SET "personalVolumeTotal" = 1 WHERE "userID" = 2""", "stored_equals_computed"),
+        # a second pioneer number 1
+        ("""UPDATE users SET "mlmStatus" = '{"hasPioneerBonus": true, "pioneerNumber": 1}' WHERE "userID" = 2""", "pioneer_numbering"),
+    ],
+)
+def test_a_run_that_fails_validation_leaves_everything_as_it_was(platform, monkeypatch, sabotage, check):
+    real_merge = load.merge_documents
+
+    def sabotaged_merge(connection, table):
+        written = real_merge(connection, table)
+        connection.execute(sabotage.replace("{table}", table))
+        return written
+
+    monkeypatch.setattr(load, "merge_documents", sabotaged_merge)
+    before = readback.table_fingerprints(platform, DATA_TABLES)
+    with pytest.raises(ValidationFailed, match=r"nothing was written.*userIDs .*2") as failed:
+        nightly(platform)
+    watched = ["users", "rank_history", "mlm_period_snapshots"]
+    assert readback.table_fingerprints(platform, watched) == {t: before[t] for t in watched}
+    with platform.connect_raw() as c:
+        status = c.execute("SELECT status FROM mlm_runs WHERE run_id = %s", [failed.value.run_id]).fetchone()[0]
+        stored = c.execute("SELECT user_id, check_name FROM mlm_validation_failures WHERE run_id = %s", [failed.value.run_id]).fetchall()
+    assert status == "failed"
+    assert (2, check) in stored
+    monkeypatch.undo()
+    assert nightly(platform).verified  # and the next run, with the real merge, succeeds
+
+
+def test_a_write_that_never_lands_is_caught(platform, monkeypatch):
+    # The platform's bug in miniature: the values are computed, the write silently does nothing.
+    monkeypatch.setattr(load, "merge_documents", lambda connection, table: 0)
+    with pytest.raises(ValidationFailed) as failed:
+        nightly(platform)
+    checks = {(f["user_id"], f["check_name"]) for f in failed.value.failures}
+    assert {(1, "stored_equals_computed"), (2, "stored_equals_computed"), (3, "stored_equals_computed")} <= checks
+
+
+def test_a_dry_run_reports_and_writes_nothing(platform):
+    before = readback.table_fingerprints(platform, ALL_TABLES)
+    outcome = nightly(platform, dry_run=True)
+    assert readback.table_fingerprints(platform, ALL_TABLES) == before
+    assert outcome.status == "dry run" and outcome.users_written == 3
+    assert outcome.changes["users"] == 3
+    assert outcome.changes["by_key"]["mlmVolumes.monthlyPV"] == 3
+    assert outcome.summary()["new_pioneers"] == [3]
+
+
+def test_two_runs_at_once_never_interleave(platform, monkeypatch):
+    # The first run holds the lock while it reads; a second run that may not wait is refused,
+    # one that may wait runs after it.
+    reading, release = threading.Event(), threading.Event()
+    real_inputs = extract.inputs
+
+    def slow_inputs(*args, **kwargs):
+        reading.set()
+        release.wait(30)
+        return real_inputs(*args, **kwargs)
+
+    monkeypatch.setattr(extract, "inputs", slow_inputs)
+    outcomes, errors = [], []
+    first = threading.Thread(target=lambda: outcomes.append(nightly(platform)))
+    first.start()
+    assert reading.wait(30)
+    monkeypatch.setattr(extract, "inputs", real_inputs)
+    with pytest.raises(RunLocked, match="another mlm-recompute run holds the run lock"):
+        nightly(platform, wait=False)
+    waiter = threading.Thread(target=lambda: outcomes.append(nightly(platform, wait=True)))
+    waiter.start()
+    time.sleep(0.5)
+    assert waiter.is_alive()  # waiting on the lock, not running alongside
+    release.set()
+    first.join(60)
+    waiter.join(60)
+    assert not errors and [o.users_written for o in outcomes] == [3, 0]
+    assert outcomes[0].run_id < outcomes[1].run_id
+
+
+def _bulk_platform(db, users: int) -> None:
+    """A large enough platform that the write takes seconds: a ternary tree, one purchase each."""
+    with db.connect_raw() as c:
+        c.execute(
+            """INSERT INTO users ("userID", "telegramID", "upline", "rank", "mlmStatus")
+               SELECT g, 100000000 + g, 100000000 + greatest(1, g / 3), 'start',
+                      CASE WHEN g %% 10 = 0 THEN '{"isFounder": false, "graceDayStreak": 1}'::json END
+               FROM generate_series(1, %s) AS g""",
+            [users],
+        )
+        c.execute(
+            """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt")
+               SELECT g, g, (ARRAY[50, 100, 200, 500, 1000])[1 + g %% 5], '2025-10-01'::timestamp + (g %% 1000) * interval '1 minute'
+               FROM generate_series(1, %s) AS g""",
+            [users],
+        )
+
+
+def _run_command(db, *args) -> subprocess.Popen:
+    env = {**os.environ, "MLM_DATABASE_URL": db.uri, "MLM_ROOT_TELEGRAM_ID": "100000001"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_a_run_killed_mid_write_changes_nothing_and_the_next_run_succeeds(db):
+    _bulk_platform(db, 150_000)
+    before = readback.table_fingerprints(db, DATA_TABLES)
+    run = _run_command(db, "run", "--as-of", "2025-10-20T00:00:00Z")
+    writing = _wait_for_query(db, ("UPDATE users", "CREATE TEMP TABLE mlm_before", "COPY \"mlm_staging"), run)
+    run.send_signal(signal.SIGKILL)
+    run.wait(30)
+    _wait_for_backends_to_end(db)
+    assert writing
+    assert readback.table_fingerprints(db, DATA_TABLES) == before
+    with db.connect_raw() as c:
+        assert c.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'mlm_staging_%'").fetchone()[0] == 0
+        assert c.execute("SELECT status FROM mlm_runs").fetchall() == [("running",)]  # the trace of the killed run
+    again = _run_command(db, "run", "--as-of", "2025-10-20T00:00:00Z")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    with db.connect_raw() as c:
+        assert c.execute("SELECT status FROM mlm_runs ORDER BY run_id").fetchall() == [("abandoned",), ("succeeded",)]
+        assert c.execute("""SELECT count(*) FROM users WHERE "mlmVolumes" IS NULL""").fetchone()[0] == 0
+
+
+def _wait_for_query(db, prefixes, process, timeout=240.0) -> str:
+    deadline = time.monotonic() + timeout
+    with db.connect_raw(autocommit=True) as c:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            rows = c.execute(
+                "SELECT query FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()"
+            ).fetchall()
+            for (query,) in rows:
+                if query.lstrip().startswith(prefixes):
+                    return query
+            time.sleep(0.02)
+    raise AssertionError("the run never reached its write")
+
+
+def _wait_for_backends_to_end(db, timeout=60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with db.connect_raw(autocommit=True) as c:
+        while time.monotonic() < deadline:
+            others = c.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            ).fetchone()[0]
+            if not others:
+                return
+            time.sleep(0.1)
+    raise AssertionError("the killed run's connection never ended")
+
+
+# --- the platform's bug, reproduced -------------------------------------------------------------
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class PlatformUser(_Base):
+    """The platform's ORM mapping of users, as its online code has it (JSON, not MutableDict)."""
+
+    __tablename__ = "users"
+    userID: Mapped[int] = mapped_column(primary_key=True)
+    telegramID: Mapped[int]
+    mlmStatus: Mapped[dict | None] = mapped_column(sa.JSON)
+
+
+def test_the_platforms_in_place_mutation_is_lost_and_this_write_path_is_not(platform):
+    with Session(platform.engine) as session:
+        user = session.get(PlatformUser, 3)
+        user.mlmStatus = user.mlmStatus or {}
+        session.commit()
+        user.mlmStatus["hasPioneerBonus"] = True  # in place: SQLAlchemy sees no change
+        session.commit()
+    assert readback.stored_users(platform)[3]["mlmStatus"] == {}  # the grant was lost
+
+    with Session(platform.engine) as session:
+        user = session.get(PlatformUser, 3)
+        user.mlmStatus["hasPioneerBonus"] = True
+        flag_modified(user, "mlmStatus")  # the call the bad merge removed
+        session.commit()
+    assert readback.stored_users(platform)[3]["mlmStatus"] == {"hasPioneerBonus": True}
+
+    with platform.connect_raw() as c:
+        c.execute("""UPDATE users SET "mlmStatus" = '{}' WHERE "userID" = 3""")
+    outcome = nightly(platform)  # user 3's 5,000 purchase makes it a pioneer, through this path
+    assert outcome.verified
+    status = readback.stored_users(platform)[3]["mlmStatus"]
+    assert status["hasPioneerBonus"] is True and status["pioneerNumber"] == 1 and status["pioneerPurchaseId"] == 2
