@@ -52,19 +52,15 @@ def mlm_volumes() -> pl.Expr:
 def mlm_status(as_of: datetime) -> pl.Expr:
     """The owned keys of ``mlmStatus``: always ``lastActiveMonth``; ``rankQualifiedAt`` only when the
     rank rose; the pioneer keys only for pioneers; ``pioneerPurchasesCount`` only on the root."""
+    is_pioneer = pl.col("pioneer_number").is_not_null()
     return js.obj(
-        js.member("lastActiveMonth", js.string(pl.col("last_active_month")), keep_null=True),
-        pl.when(pl.col("rank_rose")).then(js.member("rankQualifiedAt", js.string(pl.lit(as_of.isoformat())))),
-        pl.when(pl.col("pioneer_number").is_not_null()).then(
-            pl.concat_str(
-                js.member("hasPioneerBonus", pl.lit("true")),
-                js.member("pioneerGrantedAt", js.string(pl.col("pioneer_granted_at")), keep_null=True),
-                js.member("pioneerPurchaseId", js.number(pl.col("pioneer_purchase_id")), keep_null=True),
-                js.member("pioneerNumber", js.number(pl.col("pioneer_number"))),
-                separator=",",
-            )
-        ),
-        pl.when(pl.col("is_root")).then(js.member("pioneerPurchasesCount", js.number(pl.col("pioneer_count")))),
+        js.member("lastActiveMonth", js.string(pl.col("last_active_month"))),
+        js.member("rankQualifiedAt", js.string(pl.lit(as_of.isoformat())), when=pl.col("rank_rose")),
+        js.member("hasPioneerBonus", pl.lit("true"), when=is_pioneer),
+        js.member("pioneerGrantedAt", js.string(pl.col("pioneer_granted_at")), when=is_pioneer),
+        js.member("pioneerPurchaseId", js.number(pl.col("pioneer_purchase_id")), when=is_pioneer),
+        js.member("pioneerNumber", js.number(pl.col("pioneer_number")), when=is_pioneer),
+        js.member("pioneerPurchasesCount", js.number(pl.col("pioneer_count")), when=pl.col("is_root")),
     )
 
 
@@ -81,13 +77,12 @@ def branch_lists(user_branches: pl.DataFrame, state: pl.DataFrame) -> pl.DataFra
     )
     return (
         user_branches.join(caps, on="parent_node", how="left")
-        .group_by("parent_node")
-        .agg(
-            branch.sort_by(["branch_cents", "referral_user_id"], descending=[True, False])
-            .str.join(",")
-            .alias("branches")
-        )
-        .select("parent_node", pl.concat_str(pl.lit("["), "branches", pl.lit("]")).alias("branches"))
+        # One global sort puts every sponsor's branches in order; the grouping keeps that order.
+        .sort(["parent_node", "branch_cents", "referral_user_id"], descending=[False, True, False])
+        .select("parent_node", branch.alias("branch"))
+        .group_by("parent_node", maintain_order=True)
+        .agg(pl.col("branch").str.join(","))
+        .select("parent_node", pl.concat_str(pl.lit("["), "branch", pl.lit("]")).alias("branches"))
     )
 
 

@@ -1,9 +1,12 @@
 """JSON text built column-wise from expressions, so documents never pass through Python objects.
 
-Money goes in as exact decimal literals built from integer cents (``1250.50``), never floats.
+An object is one flat concatenation (the fastest string building Polars has); money goes in as
+exact decimal literals built from integer cents (``1250.50``), never floats.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -28,16 +31,36 @@ def money(cents: pl.Expr) -> pl.Expr:
 
 
 def boolean(value: pl.Expr) -> pl.Expr:
-    return pl.when(value).then(pl.lit("true")).when(value.not_()).then(pl.lit("false"))
+    return pl.when(value).then(pl.lit("true")).otherwise(pl.lit("false"))
 
 
-def member(key: str, value: pl.Expr, *, keep_null: bool = False) -> pl.Expr:
-    """``"key":value``; a null value drops the member, or writes JSON null with ``keep_null``."""
-    if keep_null:
-        value = value.fill_null(NULL)
-    return pl.concat_str(pl.lit(f'"{key}":'), value)
+@dataclass(frozen=True)
+class Member:
+    """One ``"key": value`` of an object; ``when`` (if given) decides whether it is there at all."""
+
+    key: str
+    value: pl.Expr
+    when: pl.Expr | None = None
 
 
-def obj(*members: pl.Expr) -> pl.Expr:
-    """A JSON object of the members that are not null."""
-    return pl.concat_str(pl.lit("{"), pl.concat_str(*members, separator=",", ignore_nulls=True), pl.lit("}"))
+def member(key: str, value: pl.Expr, *, when: pl.Expr | None = None) -> Member:
+    """A member; a null value is written as JSON null. With ``when``, present only where it holds."""
+    return Member(key, value.fill_null(NULL), when)
+
+
+def obj(*members: Member) -> pl.Expr:
+    """A JSON object. The first member must always be present (it carries no leading comma)."""
+    if not members or members[0].when is not None:
+        raise ValueError("a JSON object's first member must always be present")
+    pieces: list[pl.Expr] = []
+    text = "{"
+    for position, m in enumerate(members):
+        prefix = ("" if position == 0 else ",") + f'"{m.key}":'
+        if m.when is None:
+            text += prefix
+            pieces += [pl.lit(text), m.value]
+            text = ""
+        else:
+            pieces.append(pl.when(m.when).then(pl.concat_str(pl.lit(prefix), m.value)).otherwise(pl.lit("")))
+    pieces.append(pl.lit(text + "}"))
+    return pl.concat_str(pieces)

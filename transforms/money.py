@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import polars as pl
+
+_CENT = pl.lit(Decimal("0.01"), dtype=pl.Decimal(38, 2))
 
 
 def cents_text(cents: pl.Expr) -> pl.Expr:
-    """Integer cents as a decimal string with two places (``125050`` -> ``"1250.50"``), exactly."""
-    magnitude = cents.abs()
-    sign = pl.when(cents < 0).then(pl.lit("-")).otherwise(pl.lit(""))
-    return pl.concat_str(
-        sign,
-        (magnitude // 100).cast(pl.String),
-        pl.lit("."),
-        (magnitude % 100).cast(pl.String).str.pad_start(2, "0"),
-    )
+    """Integer cents as a decimal string with two places (``125050`` -> ``"1250.50"``), exactly:
+    the cents become a Decimal scaled by 0.01, never a float."""
+    return (cents.cast(pl.Decimal(38, 0)) * _CENT).cast(pl.Decimal(38, 2)).cast(pl.String)

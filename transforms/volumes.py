@@ -17,12 +17,17 @@ PERSONAL_COLUMNS = ["user_id", "personal_volume_total_cents", "monthly_pv_cents"
 def personal_volumes(monthly_volumes: pl.LazyFrame, period: str, min_monthly_pv_cents: int) -> pl.LazyFrame:
     """Each buyer's lifetime total, this period's PV, and the last month it was active; one row
     per user with purchases (``monthly_volumes``: one row per user per month, ``volume_cents``)."""
-    up_to_period = pl.col("month") <= period
-    return monthly_volumes.group_by("user_id").agg(
-        personal_volume_total_cents=pl.col("volume_cents").filter(up_to_period).sum(),
-        monthly_pv_cents=pl.col("volume_cents").filter(pl.col("month") == period).sum(),
-        # Activity is monthly: the latest month whose PV reached the minimum.
-        last_active_month=pl.col("month").filter(up_to_period & (pl.col("volume_cents") >= min_monthly_pv_cents)).max(),
+    in_period = pl.col("month") == period
+    reached_minimum = pl.col("volume_cents") >= min_monthly_pv_cents
+    return (
+        monthly_volumes.filter(pl.col("month") <= period)
+        .group_by("user_id")
+        .agg(
+            personal_volume_total_cents=pl.col("volume_cents").sum(),
+            monthly_pv_cents=pl.when(in_period).then(pl.col("volume_cents")).otherwise(0).sum(),
+            # Activity is monthly: the latest month whose PV reached the minimum.
+            last_active_month=pl.when(reached_minimum).then(pl.col("month")).max(),
+        )
     )
 
 
