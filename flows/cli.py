@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     demo_data.add_argument("--months", type=int, default=3)
     demo_data.add_argument("--seed", type=int, default=1)
     demo_data.add_argument("--purchases-per-user", type=int, default=10)
+    demo_data.add_argument("--end-month", help="last month with purchases (YYYY-MM); default the current month")
 
     scenario = sub.add_parser("scenario", help="run a scenario file in a new database and check its expectations")
     scenario.add_argument("path", type=Path)
@@ -38,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the nightly recompute: the current month as of now, users' documents written")
     run.add_argument("--as-of", help="cut-off instant (ISO, UTC); default now")
     run.add_argument("--quarantine", action="store_true", help="leave bad rows out (listed) and write everyone else")
+    run.add_argument("--dry-run", action="store_true", help="compute and validate, report what would change, write nothing")
+    run.add_argument("--wait", action="store_true", help="wait for another run to finish instead of exiting with code 4")
 
     demo = sub.add_parser("demo", help="the quick start: demo data if the database is empty, then a nightly run")
     demo.add_argument("--users", type=int, default=10_000)
@@ -73,7 +76,14 @@ def _cmd_demo_data(args, settings) -> int:
 
     with _database(settings) as db:
         started = time.perf_counter()
-        data = demo.generate_and_load(db, users=args.users, months=args.months, seed=args.seed, purchases_per_user=args.purchases_per_user)
+        data = demo.generate_and_load(
+            db,
+            users=args.users,
+            months=args.months,
+            seed=args.seed,
+            purchases_per_user=args.purchases_per_user,
+            end_month=args.end_month or _current_month(),
+        )
         print(f"loaded {data.users.height:,} users and {data.purchases.height:,} purchases in {time.perf_counter() - started:.1f} s")
     return EXIT_OK
 
@@ -95,13 +105,19 @@ def _cmd_scenario(args, settings) -> int:
     return EXIT_OK if result.passed else EXIT_FAILED
 
 
+def _current_month() -> str:
+    from transforms.recompute import period_of
+
+    return period_of(datetime.now(timezone.utc))
+
+
 def _now_or(text: str | None) -> datetime:
     from flows.scenario import parse_instant
 
     return parse_instant(text) if text else datetime.now(timezone.utc)
 
 
-def _nightly(db, settings, as_of: datetime, quarantine: bool) -> int:
+def _nightly(db, settings, as_of: datetime, *, quarantine: bool = False, dry_run: bool = False, wait: bool = False) -> int:
     from flows.config import load_plan
     from flows.pipeline import run_period
     from transforms.recompute import period_of
@@ -109,15 +125,27 @@ def _nightly(db, settings, as_of: datetime, quarantine: bool) -> int:
     plan = load_plan(settings.plan_path)
     started = time.perf_counter()
     outcome = run_period(
-        db, plan, as_of=as_of, period=period_of(as_of), root_telegram_id=settings.root_telegram_id, quarantine=quarantine
+        db,
+        plan,
+        as_of=as_of,
+        period=period_of(as_of),
+        root_telegram_id=settings.root_telegram_id,
+        quarantine=quarantine,
+        dry_run=dry_run,
+        wait=wait,
     )
     state = outcome.recomputed.state
-    print(f"run {outcome.run_id} ({outcome.status}) period {outcome.period}, cut-off {as_of.isoformat()}")
+    title = "dry run (nothing written)" if dry_run else f"run {outcome.run_id} {outcome.status}"
+    print(f"{title}: period {outcome.period}, cut-off {as_of.isoformat()}, plan {plan.version}")
     print(f"  users computed:   {state.height:,}")
-    print(f"  users written:    {outcome.users_written:,}")
-    print(f"  rank changes:     {outcome.rank_history_rows:,}")
+    print(f"  users {'to write' if dry_run else 'written'}:    {outcome.users_written:,}")
+    for key, count in sorted(outcome.changes["by_key"].items(), key=lambda kv: -kv[1])[:8]:
+        print(f"    {key:<28} {count:,}")
+    print(f"  rank changes:     {outcome.rank_history_rows:,} {outcome.changes['rank_rises_to'] or ''}")
     print(f"  active users:     {int(state['is_active'].sum()):,}")
-    print(f"  pioneers:         {int(state['pioneer_number'].is_not_null().sum()):,}")
+    print(f"  pioneers:         {int(state['pioneer_number'].is_not_null().sum()):,} ({int(state['is_new_pioneer'].fill_null(False).sum())} new)")
+    if outcome.verified:
+        print("  verified:         stored equals computed (re-read from a new connection)")
     if outcome.recomputed.problems:
         print("  quarantined:")
         for problem in outcome.recomputed.problems:
@@ -128,7 +156,7 @@ def _nightly(db, settings, as_of: datetime, quarantine: bool) -> int:
 
 def _cmd_run(args, settings) -> int:
     with _database(settings) as db:
-        return _nightly(db, settings, _now_or(args.as_of), args.quarantine)
+        return _nightly(db, settings, _now_or(args.as_of), quarantine=args.quarantine, dry_run=args.dry_run, wait=args.wait)
 
 
 def _cmd_demo(args, settings) -> int:
@@ -141,8 +169,9 @@ def _cmd_demo(args, settings) -> int:
             empty = connection.execute(sa.text("SELECT NOT EXISTS (SELECT 1 FROM users)")).scalar()
         if empty:
             print(f"empty database: generating a demo platform of {args.users:,} users over {args.months} months")
-            demo.generate_and_load(db, users=args.users, months=args.months, seed=args.seed)
-        return _nightly(db, settings, datetime.now(timezone.utc), quarantine=False)
+            # Purchases run up to this month, so the nightly run has an active month to show.
+            demo.generate_and_load(db, users=args.users, months=args.months, seed=args.seed, end_month=_current_month())
+        return _nightly(db, settings, datetime.now(timezone.utc))
 
 
 _COMMANDS = {
