@@ -12,13 +12,12 @@ Every function here runs inside the caller's transaction (see ``db.unit_of_work`
 
 from __future__ import annotations
 
-import io
 import re
 
 import polars as pl
 import psycopg
-from psycopg import sql
 
+from db.copy import copy_frame
 from transforms.documents import PROVENANCE_KEYS
 from transforms.money import cents_text
 from transforms.recompute import Recomputed
@@ -99,19 +98,6 @@ def quoted(table: str) -> str:
     return f'"{table}"'
 
 
-def _csv(frame: pl.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.write_csv(buffer, include_header=False)
-    return buffer.getvalue()
-
-
-def copy_frame(connection: psycopg.Connection, table: str, frame: pl.DataFrame, chunk_rows: int = 200_000) -> None:
-    """COPY ``frame`` into ``table`` (columns by name), in chunks to bound memory."""
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns)
-    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(sql.Identifier(table), columns)
-    with connection.cursor().copy(statement) as copy:
-        for chunk in frame.iter_slices(chunk_rows):
-            copy.write(_csv(chunk))
 
 
 def cents_as_decimal_text(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:

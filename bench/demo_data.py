@@ -1,0 +1,124 @@
+"""How long the demo platform takes to generate and load, and how much memory it needs.
+
+    python -m bench.demo_data --users 100000 1000000 --per-user 10 --months 12
+
+For each size: a scratch database on the configured server (``MLM_DATABASE_URL``, else the
+embedded one in ``MLM_DATA_DIR``), migrated, loaded, and dropped afterwards. Peak RSS is this
+process's (the generator and the COPY client; the server is another process), sampled while the
+size runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from db.connection import scratch_database, server_uri
+from db.demo import demo_frames, load_demo
+from db.migrate import prepare
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One benchmark row: one generated-and-loaded demo size."""
+
+    users: int
+    purchases: int
+    generate_s: float
+    load_s: float
+    peak_rss_mb: float
+
+    @property
+    def total_s(self) -> float:
+        return self.generate_s + self.load_s
+
+    @property
+    def rows_per_s(self) -> float:
+        return (self.users + self.purchases) / self.total_s
+
+
+class PeakRss:
+    """The peak resident set size of this process while it is being watched, in MB."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self._process = psutil.Process()
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self.peak_mb = self._process.memory_info().rss / 2**20
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
+
+    @contextmanager
+    def watching(self) -> Iterator[PeakRss]:
+        thread = threading.Thread(target=self._watch, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join()
+            self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
+
+
+def measurement(server: str, users: int, months: int, per_user: float, seed: int, end_month: str) -> Measurement:
+    """Generate and load one demo size into a scratch database; its timings and peak memory."""
+    with scratch_database(server, prefix="mlm_bench_demo") as db:
+        prepare(db.engine)
+        gc.collect()
+        with PeakRss().watching() as rss:
+            started = time.perf_counter()
+            data = demo_frames(users, months, seed, end_month=end_month, purchases_per_user=per_user)
+            generated = time.perf_counter()
+            load_demo(db, data)
+            loaded = time.perf_counter()
+            purchases = data.purchases.height
+            del data
+    return Measurement(users, purchases, generated - started, loaded - generated, rss.peak_mb)
+
+
+def table(rows: list[Measurement]) -> str:
+    """The measurements as a plain-text table: one line per size."""
+    header = (
+        f"{'users':>10} {'purchases':>11} {'generate s':>10} {'load s':>8} {'total s':>8} "
+        f"{'rows/s':>10} {'peak RSS MB':>11}"
+    )
+    lines = [header, "-" * len(header)]
+    for m in rows:
+        lines.append(
+            f"{m.users:>10,} {m.purchases:>11,} {m.generate_s:>10.1f} {m.load_s:>8.1f} "
+            f"{m.total_s:>8.1f} {m.rows_per_s:>10,.0f} {m.peak_rss_mb:>11,.0f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--per-user", type=float, default=10.0, help="average purchases per user")
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--end-month", default="2025-10")
+    args = parser.parse_args(argv)
+    data_dir = Path(os.environ.get("MLM_DATA_DIR", ".mlm/pgdata"))
+    rows = []
+    with server_uri(os.environ.get("MLM_DATABASE_URL"), data_dir) as server:
+        for users in args.users:
+            rows.append(measurement(server, users, args.months, args.per_user, args.seed, args.end_month))
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+    print()
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
