@@ -33,7 +33,7 @@ def extract_shaped(users: pl.DataFrame, purchases: pl.DataFrame, pioneer_min_cen
         created=pl.col("createdAt").cast(pl.Datetime("us")),
     ).filter(pl.col("created") < cut_off)
     monthly = valid.group_by(
-        pl.col("userID").cast(pl.Int64).alias("user_id"), pl.col("created").dt.strftime("%Y-%m").alias("month")
+        pl.col("userID").cast(pl.Int64).alias("user_id"), pl.col("created").dt.truncate("1mo").dt.date().alias("month")
     ).agg(pl.col("price_cents").sum().alias("volume_cents"))
     candidates = (
         valid.filter(pl.col("price_cents") >= pioneer_min_cents)

@@ -32,7 +32,8 @@ USER_INPUT_COLUMNS = {
     "mlm_volumes_type": pl.String,
     "total_volume_type": pl.String,
 }
-MONTHLY_VOLUME_COLUMNS = {"user_id": pl.Int64, "month": pl.String, "volume_cents": pl.Int64}
+# month: the first day of the calendar month (a date compares and groups faster than text)
+MONTHLY_VOLUME_COLUMNS = {"user_id": pl.Int64, "month": pl.Date, "volume_cents": pl.Int64}
 CANDIDATE_COLUMNS = {"user_id": pl.Int64, "purchase_id": pl.Int64, "purchased_at": pl.Datetime("us")}
 PURCHASE_PROBLEM_COLUMNS = {"purchase_id": pl.Int64, "user_id": pl.Int64, "kind": pl.String}
 _DOCUMENT_TYPES = {"mlm_status_type": "mlmStatus", "mlm_volumes_type": "mlmVolumes", "total_volume_type": "totalVolume"}

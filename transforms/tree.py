@@ -105,13 +105,17 @@ def _rootless_tree(users: pl.DataFrame, linked: pl.DataFrame, root_telegram_id: 
 def _pointer_jumps(parent: pl.Series, root: int) -> tuple[list[pl.Series], pl.Series]:
     """Jump tables ``jumps[k]`` = ancestor ``2**k`` levels up, and whether each node reaches the root.
 
-    After ``ceil(log2(n)) + 1`` doublings every jump spans more levels than there are users, so a
-    node that reaches the root has jumped onto it; any other node is caught in a cycle or below an
-    orphan.
+    Doubling stops once a jump changes nothing (every node sits on the root, an orphan or a node
+    of a cycle whose length divides the jump: all periodic, so every tail has been walked), and in
+    any case after ``ceil(log2(n)) + 1`` doublings, when every jump spans more levels than there
+    are users. Either way a node that reaches the root has jumped onto it, and any other node has
+    landed on its cycle or orphan.
     """
     jumps = [parent]
     for _ in range(max(1, math.ceil(math.log2(parent.len() + 1)) + 1)):
         jumps.append(jumps[-1].gather(jumps[-1]))
+        if jumps[-1].equals(jumps[-2]):
+            break
     return jumps, (jumps[-1] == root)
 
 

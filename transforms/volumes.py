@@ -6,6 +6,8 @@ here are already those before the cut-off.
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 
 from transforms.plan import Plan
@@ -14,13 +16,20 @@ from transforms.tree import Tree, descendant_totals
 PERSONAL_COLUMNS = ["user_id", "personal_volume_total_cents", "monthly_pv_cents", "last_active_month"]
 
 
+def month_start(period: str) -> date:
+    """The first day of a ``YYYY-MM`` period."""
+    return date(int(period[:4]), int(period[5:7]), 1)
+
+
 def personal_volumes(monthly_volumes: pl.LazyFrame, period: str, min_monthly_pv_cents: int) -> pl.LazyFrame:
     """Each buyer's lifetime total, this period's PV, and the last month it was active; one row
-    per user with purchases (``monthly_volumes``: one row per user per month, ``volume_cents``)."""
-    in_period = pl.col("month") == period
+    per user with purchases (``monthly_volumes``: one row per user per month, ``month`` being the
+    month's first day, ``volume_cents``)."""
+    first_day = month_start(period)
+    in_period = pl.col("month") == first_day
     reached_minimum = pl.col("volume_cents") >= min_monthly_pv_cents
     return (
-        monthly_volumes.filter(pl.col("month") <= period)
+        monthly_volumes.filter(pl.col("month") <= first_day)
         .group_by("user_id")
         .agg(
             personal_volume_total_cents=pl.col("volume_cents").sum(),
@@ -28,6 +37,7 @@ def personal_volumes(monthly_volumes: pl.LazyFrame, period: str, min_monthly_pv_
             # Activity is monthly: the latest month whose PV reached the minimum.
             last_active_month=pl.when(reached_minimum).then(pl.col("month")).max(),
         )
+        .with_columns(pl.col("last_active_month").dt.strftime("%Y-%m"))
     )
 
 

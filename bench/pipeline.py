@@ -1,0 +1,104 @@
+"""Benchmark: the whole run end to end through this project's write path, on demo data.
+
+    python -m bench.pipeline --users 100000 1000000 --per-user 10 --months 12
+
+For each size: a new database on the configured server (embedded unless MLM_DATABASE_URL is set),
+the demo platform loaded, then a first run (every user written), then 1% of users given a new
+purchase and a second run. Prints seconds, rows per second and the client's peak memory per
+stage (the database server is a separate process and is not included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+from db import migrate
+from db.connection import scratch_database, server_uri
+from db.demo import generate_and_load
+from flows.config import load_plan
+from flows.pipeline import run_period
+
+AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)  # the end of the demo's last month
+PERIOD = "2025-10"
+STAGES = ("extract", "compute", "load", "validate", "verify")
+
+
+class PeakMemory:
+    """The process's peak resident memory (MB) while the block runs, sampled every 20 ms."""
+
+    def __init__(self):
+        self.peak = 0.0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        process = psutil.Process()
+        while not self._stop.is_set():
+            self.peak = max(self.peak, process.memory_info().rss / 2**20)
+            time.sleep(0.02)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def change_one_percent(db) -> int:
+    """Give every hundredth user a new purchase inside the period (before the cut-off)."""
+    with db.connect_raw() as connection:
+        return connection.execute(
+            """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt")
+               SELECT (SELECT max("purchaseID") FROM purchases) + row_number() OVER (), "userID", 100.00, '2025-10-15 12:00'
+               FROM users WHERE "userID" % 100 = 0"""
+        ).rowcount
+
+
+def timed_run(db, plan, root_telegram_id: int) -> dict:
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        outcome = run_period(db, plan, as_of=AS_OF, period=PERIOD, root_telegram_id=root_telegram_id)
+        total = time.perf_counter() - started
+    return {"outcome": outcome, "total": total, "peak_mb": memory.peak}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--per-user", type=float, default=10.0)
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    plan = load_plan()
+    data_dir = Path(os.environ.get("MLM_DATA_DIR", ".mlm/pgdata"))
+    print(f"{'users':>10} {'run':>7} {'written':>9} " + " ".join(f"{s + ' s':>10}" for s in STAGES) + f" {'total s':>8} {'users/s':>9} {'peak MB':>8}")
+    with server_uri(os.environ.get("MLM_DATABASE_URL"), data_dir, quiet=True) as uri:
+        for size in args.users:
+            with scratch_database(uri, prefix="mlm_bench") as db:
+                migrate.prepare(db.engine)
+                data = generate_and_load(db, users=size, months=args.months, seed=args.seed, purchases_per_user=args.per_user, end_month=PERIOD)
+                root = int(data.users["telegramID"][0])
+                del data
+                for label in ("first", "second"):
+                    if label == "second":
+                        change_one_percent(db)
+                    r = timed_run(db, plan, root)
+                    o = r["outcome"]
+                    stages = " ".join(f"{o.timings.get(s, 0):>10.2f}" for s in STAGES)
+                    print(
+                        f"{size:>10,} {label:>7} {o.users_written:>9,} {stages} {r['total']:>8.1f} {size / r['total']:>9,.0f} {r['peak_mb']:>8,.0f}",
+                        flush=True,
+                    )
+
+
+if __name__ == "__main__":
+    main()
