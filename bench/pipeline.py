@@ -27,7 +27,7 @@ from flows.pipeline import run_period
 
 AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)  # the end of the demo's last month
 PERIOD = "2025-10"
-STAGES = ("extract", "compute", "load", "validate", "verify")
+STAGES = ("extract", "compute", "write", "verify")
 
 
 class PeakMemory:

@@ -46,15 +46,26 @@ class UnitOfWork:
                 self.connection.execute("ROLLBACK")
 
 
+# client_connection_check_interval: if the run's process dies mid-statement, the server notices
+# within a second and rolls back, instead of finishing a write nobody will commit.
+# work_mem: the run's joins and aggregates over every user fit in memory instead of spilling.
+_SESSION_OPTIONS = "-c client_connection_check_interval=1000 -c timezone=UTC -c work_mem=256MB"
+
+
+@contextlib.contextmanager
+def write_connection(db: Database) -> Iterator[psycopg.Connection]:
+    """A connection for a run's write transaction (use it through :class:`UnitOfWork`)."""
+    connection = psycopg.connect(db.uri, autocommit=True, options=_SESSION_OPTIONS)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
 @contextlib.contextmanager
 def run_connection(db: Database, *, wait: bool) -> Iterator[psycopg.Connection]:
     """The run's own connection, holding the run lock for as long as it is open."""
-    # client_connection_check_interval: if the run's process dies mid-statement, the server
-    # notices within a second and rolls back, instead of finishing a write nobody will commit.
-    # work_mem: the run's joins and aggregates over every user fit in memory instead of spilling.
-    connection = psycopg.connect(
-        db.uri, autocommit=True, options="-c client_connection_check_interval=1000 -c timezone=UTC -c work_mem=256MB"
-    )
+    connection = psycopg.connect(db.uri, autocommit=True, options=_SESSION_OPTIONS)
     try:
         if wait:
             connection.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])

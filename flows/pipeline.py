@@ -16,11 +16,11 @@ import polars as pl
 
 from db import extract, ledger, load, validate
 from db.connection import Database
-from db.unit_of_work import UnitOfWork, run_connection
+from db.unit_of_work import UnitOfWork, run_connection, write_connection
 from transforms.documents import Provenance
 from transforms.plan import Plan
 from transforms.problems import InputRejected
-from transforms.recompute import Recomputed, recompute
+from transforms.recompute import Inputs, Recomputed, recompute
 
 
 class ValidationFailed(RuntimeError):
@@ -143,40 +143,78 @@ def run_period(
         return outcome
 
 
-def _run(db, connection, plan, run_id, as_of, period, root_telegram_id, quarantine, is_final, dry_run) -> RunOutcome:
-    timings: dict[str, float] = {}
-    with _stage(timings, "extract"):
-        inputs, watermark = extract.inputs(db, as_of, plan.pioneer_min_purchase_cents)
-    with _stage(timings, "compute"):
-        provenance = Provenance(run_id=run_id, plan_version=plan.version, as_of=as_of, calculated_at=datetime.now(timezone.utc))
-        result = recompute(inputs, plan, period=period, root_telegram_id=root_telegram_id, provenance=provenance, quarantine=quarantine)
-    root_user_id = _root_user_id(result)
+@dataclass(frozen=True)
+class Written:
+    """What one write transaction changed."""
+
+    changes: dict
+    users_written: int
+    rank_history_rows: int
+    snapshot_rows: int
+
+
+def extract_stage(db: Database, plan: Plan, as_of: datetime) -> tuple[Inputs, extract.Watermark]:
+    """The run's inputs, read in one snapshot."""
+    return extract.inputs(db, as_of, plan.pioneer_min_purchase_cents)
+
+
+def compute_stage(
+    inputs: Inputs, plan: Plan, *, run_id: int, as_of: datetime, period: str, root_telegram_id: int | None, quarantine: bool
+) -> Recomputed:
+    """Every user's state and documents for the period."""
+    provenance = Provenance(run_id=run_id, plan_version=plan.version, as_of=as_of, calculated_at=datetime.now(timezone.utc))
+    return recompute(inputs, plan, period=period, root_telegram_id=root_telegram_id, provenance=provenance, quarantine=quarantine)
+
+
+def write_stage(
+    db: Database, result: Recomputed, plan: Plan, *, run_id: int, watermark: extract.Watermark, is_final: bool, dry_run: bool
+) -> Written:
+    """Stage, merge and validate in one transaction; commit unless validation failed or it is a dry run.
+
+    The staging table outlives the commit so that ``verify_stage`` can re-read against it.
+    """
     table = load.staging_table(run_id)
-    with UnitOfWork(connection) as uow:
-        with _stage(timings, "load"):
-            load.stage_documents(connection, result, table)
-            load.lock_users_to_write(connection, table)
-            changes = validate.pending_changes(connection, table)
-            written = load.merge_documents(connection, table)
-            history = load.write_rank_history(connection, result, run_id)
-            snapshots = load.write_snapshots(connection, result, run_id, is_final=is_final)
-        with _stage(timings, "validate"):
-            failures = validate.failures_in_transaction(
-                connection, table, plan, as_of=as_of, max_purchase_id=watermark.max_purchase_id, root_user_id=root_user_id
-            )
+    with write_connection(db) as connection, UnitOfWork(connection) as uow:
+        load.stage_documents(connection, result, table)
+        load.lock_users_to_write(connection, table)
+        changes = validate.pending_changes(connection, table)
+        written = load.merge_documents(connection, table)
+        history = load.write_rank_history(connection, result, run_id)
+        snapshots = load.write_snapshots(connection, result, run_id, is_final=is_final)
+        failures = validate.failures_in_transaction(
+            connection, table, plan, as_of=result.as_of, max_purchase_id=watermark.max_purchase_id, root_user_id=_root_user_id(result)
+        )
         if failures:
             raise ValidationFailed(run_id, failures)
         if not dry_run:
             uow.commit()
+    return Written(changes, written, history, snapshots)
+
+
+def verify_stage(db: Database, run_id: int) -> None:
+    """Re-read every written user from a new connection; raises ValidationFailed on any difference."""
+    table = load.staging_table(run_id)
+    after = validate.failures_after_commit(db, table)
+    with write_connection(db) as connection:
+        load.drop_staging(connection, table)
+    if after:
+        raise ValidationFailed(run_id, after, after_commit=True)
+
+
+def _run(db, connection, plan, run_id, as_of, period, root_telegram_id, quarantine, is_final, dry_run) -> RunOutcome:
+    timings: dict[str, float] = {}
+    with _stage(timings, "extract"):
+        inputs, watermark = extract_stage(db, plan, as_of)
+    with _stage(timings, "compute"):
+        result = compute_stage(inputs, plan, run_id=run_id, as_of=as_of, period=period, root_telegram_id=root_telegram_id, quarantine=quarantine)
+    with _stage(timings, "write"):
+        written = write_stage(db, result, plan, run_id=run_id, watermark=watermark, is_final=is_final, dry_run=dry_run)
     verified = None
     if not dry_run:
         with _stage(timings, "verify"):
-            after = validate.failures_after_commit(db, table)
-            load.drop_staging(connection, table)
-        if after:
-            raise ValidationFailed(run_id, after, after_commit=True)
+            verify_stage(db, run_id)
         verified = True
-    rows = {"extract": inputs.monthly_volumes.height + inputs.users.height, "compute": result.state.height, "load": result.documents.height}
+    rows = {"extract": inputs.monthly_volumes.height + inputs.users.height, "compute": result.state.height, "write": result.documents.height}
     return RunOutcome(
         run_id=run_id,
         status="dry run" if dry_run else "succeeded",
@@ -185,10 +223,10 @@ def _run(db, connection, plan, run_id, as_of, period, root_telegram_id, quaranti
         dry_run=dry_run,
         recomputed=result,
         watermark=watermark,
-        changes=changes,
-        users_written=written,
-        rank_history_rows=history,
-        snapshot_rows=snapshots,
+        changes=written.changes,
+        users_written=written.users_written,
+        rank_history_rows=written.rank_history_rows,
+        snapshot_rows=written.snapshot_rows,
         verified=verified,
         timings=timings,
         rows=rows,
