@@ -7,7 +7,6 @@ malformed file; 3 bad input refused (offending ids printed); 4 another run holds
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -42,6 +41,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="compute and validate, report what would change, write nothing")
     run.add_argument("--wait", action="store_true", help="wait for another run to finish instead of exiting with code 4")
 
+    backfill = sub.add_parser("backfill", help="rebuild period snapshots for a range of ended months (Prefect flow)")
+    backfill.add_argument("--from", dest="from_month", required=True, help="first month, YYYY-MM")
+    backfill.add_argument("--to", dest="to_month", required=True, help="last month, YYYY-MM")
+    backfill.add_argument("--reprocess", choices=["missing", "failed", "all"], default="missing")
+    backfill.add_argument("--dry-run", action="store_true")
+
+    close = sub.add_parser("close", help="close an ended month: final snapshot, monthly_stats (Prefect flow)")
+    close.add_argument("--month", required=True, help="YYYY-MM")
+
+    reopen = sub.add_parser("reopen", help="reopen the most recently closed month")
+    reopen.add_argument("--month", required=True, help="YYYY-MM")
+    reopen.add_argument("--reason", required=True)
+
+    audit = sub.add_parser("audit", help="read-only: how far stored documents are from what the sources say")
+    audit.add_argument("--as-of", help="cut-off instant (ISO, UTC); default now")
+
+    runs = sub.add_parser("runs", help="list the most recent runs from the ledger, newest first")
+    runs.add_argument("--limit", type=int, default=20, help="how many runs to list (default 20)")
+
+    show = sub.add_parser("show", help="one run's summary from the ledger, and its validation failures")
+    show.add_argument("run_id", type=int)
+
     demo = sub.add_parser("demo", help="the quick start: demo data if the database is empty, then a nightly run")
     demo.add_argument("--users", type=int, default=10_000)
     demo.add_argument("--months", type=int, default=3)
@@ -49,18 +70,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
 def _database(settings):
-    from db import migrate
-    from db.connection import open_database, server_uri
+    from flows.context import configured_database
 
-    with server_uri(settings.database_url, settings.data_dir) as uri:
-        db = open_database(uri)
-        try:
-            migrate.prepare(db.engine)
-            yield db
-        finally:
-            db.engine.dispose()
+    return configured_database(settings)
 
 
 def _cmd_db(args, settings) -> int:
@@ -134,22 +147,7 @@ def _nightly(db, settings, as_of: datetime, *, quarantine: bool = False, dry_run
         dry_run=dry_run,
         wait=wait,
     )
-    state = outcome.recomputed.state
-    title = "dry run (nothing written)" if dry_run else f"run {outcome.run_id} {outcome.status}"
-    print(f"{title}: period {outcome.period}, cut-off {as_of.isoformat()}, plan {plan.version}")
-    print(f"  users computed:   {state.height:,}")
-    print(f"  users {'to write' if dry_run else 'written'}:    {outcome.users_written:,}")
-    for key, count in sorted(outcome.changes["by_key"].items(), key=lambda kv: -kv[1])[:8]:
-        print(f"    {key:<28} {count:,}")
-    print(f"  rank changes:     {outcome.rank_history_rows:,} {outcome.changes['rank_rises_to'] or ''}")
-    print(f"  active users:     {int(state['is_active'].sum()):,}")
-    print(f"  pioneers:         {int(state['pioneer_number'].is_not_null().sum()):,} ({int(state['is_new_pioneer'].fill_null(False).sum())} new)")
-    if outcome.verified:
-        print("  verified:         stored equals computed (re-read from a new connection)")
-    if outcome.recomputed.problems:
-        print("  quarantined:")
-        for problem in outcome.recomputed.problems:
-            print("    - " + problem.describe())
+    _print_summary(outcome.summary())
     print(f"  took {time.perf_counter() - started:.1f} s")
     return EXIT_OK
 
@@ -174,7 +172,78 @@ def _cmd_demo(args, settings) -> int:
         return _nightly(db, settings, datetime.now(timezone.utc))
 
 
+def _print_summary(summary: dict) -> None:
+    from flows.report import summary_lines
+
+    print("\n".join(summary_lines(summary)))
+
+
+def _cmd_backfill(args, settings) -> int:
+    from flows.periods import backfill
+
+    _print_summary(backfill(args.from_month, args.to_month, reprocess=args.reprocess, dry_run=args.dry_run))
+    return EXIT_OK
+
+
+def _cmd_close(args, settings) -> int:
+    from flows.periods import close
+
+    _print_summary(close(args.month))
+    return EXIT_OK
+
+
+def _cmd_reopen(args, settings) -> int:
+    from flows.periods import parse_month
+    from db import periods
+
+    month = parse_month(args.month)
+    with _database(settings) as db:
+        import getpass
+
+        periods.reopen(db, month, actor=getpass.getuser(), reason=args.reason)
+    print(f"reopened {month}: {args.reason}")
+    return EXIT_OK
+
+
+def _cmd_audit(args, settings) -> int:
+    # Read-only: the nightly computation as a dry run; what it would change is the drift.
+    with _database(settings) as db:
+        return _nightly(db, settings, _now_or(args.as_of), dry_run=True)
+
+
+def _cmd_runs(args, settings) -> int:
+    from db.runs_query import recent_runs
+    from flows.report import runs_table
+
+    with _database(settings) as db:
+        print(runs_table(recent_runs(db, limit=args.limit)))
+    return EXIT_OK
+
+
+def _cmd_show(args, settings) -> int:
+    from db.runs_query import failure_count, run_detail, run_failures
+    from flows.report import failure_lines, run_summary, summary_lines
+
+    with _database(settings) as db:
+        detail = run_detail(db, args.run_id)
+        if detail is None:
+            print(f"mlm-recompute: error: no run {args.run_id} in the ledger (see mlm-recompute runs)", file=sys.stderr)
+            return EXIT_USAGE
+        failures = run_failures(db, args.run_id)
+        total = failure_count(db, args.run_id) if failures else 0
+    print("\n".join(summary_lines(run_summary(detail))))
+    if failures:
+        print("\n".join(failure_lines(failures, total)))
+    return EXIT_OK
+
+
 _COMMANDS = {
+    "backfill": _cmd_backfill,
+    "close": _cmd_close,
+    "reopen": _cmd_reopen,
+    "audit": _cmd_audit,
+    "runs": _cmd_runs,
+    "show": _cmd_show,
     "db": _cmd_db,
     "demo-data": _cmd_demo_data,
     "scenario": _cmd_scenario,
@@ -187,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     from db.unit_of_work import RunLocked
     from flows.pipeline import ValidationFailed
     from flows.config import Settings
+    from db.periods import PeriodRefused
     from flows.scenario import ScenarioFileError
     from transforms.plan import PlanError
     from transforms.problems import InputRejected
@@ -200,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except InputRejected as rejected:
         print(f"mlm-recompute: refused, nothing written: {rejected}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except PeriodRefused as refused:
+        print(f"mlm-recompute: refused: {refused}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except RunLocked as locked:
         print(f"mlm-recompute: {locked}", file=sys.stderr)

@@ -16,6 +16,7 @@ import polars as pl
 
 from db import extract, ledger, load, validate
 from db.connection import Database
+from db.periods import PeriodRefused
 from db.unit_of_work import UnitOfWork, run_connection, write_connection
 from transforms.documents import Provenance
 from transforms.plan import Plan
@@ -43,6 +44,8 @@ class RunOutcome:
     """What a run did: its id, status, what changed, and how long each stage took."""
 
     run_id: int
+    mode: str
+    plan_version: str
     status: str
     period: str
     as_of: datetime
@@ -60,6 +63,8 @@ class RunOutcome:
     def summary(self) -> dict:
         state = self.recomputed.state
         return {
+            "mode": self.mode,
+            "plan_version": self.plan_version,
             "run_id": self.run_id,
             "status": self.status,
             "period": self.period,
@@ -88,6 +93,60 @@ def _stage(timings: dict[str, float], name: str):
         timings[name] = time.perf_counter() - started
 
 
+@dataclass
+class RecordedRun:
+    """A run's ledger entry while it runs: its id (0 for a dry run, which records nothing)."""
+
+    run_id: int
+    outcome: dict | None = None
+
+
+@contextmanager
+def recorded_run(db: Database, plan: Plan, *, mode: str, period: str, as_of: datetime, dry_run: bool, wait: bool):
+    """Hold the run lock and keep the ledger: the run is recorded before it reads, and its end
+    (succeeded, refused, failed) is recorded however the block ends. Set ``outcome`` on the
+    yielded object to the success summary."""
+    with run_connection(db, wait=wait) as connection:
+        run = RecordedRun(run_id=0)
+        if not dry_run:
+            ledger.abandon_stale_runs(db)
+            load.drop_abandoned_staging(connection)
+            run.run_id = ledger.start_run(db, mode=mode, period=period, as_of=as_of, plan_version=plan.version, dry_run=False)
+        try:
+            yield run
+        except InputRejected as rejected:
+            if run.run_id:
+                ledger.finish_run(db, run.run_id, status="refused", error=str(rejected), summary={"problems": [p.as_dict() for p in rejected.problems]})
+            raise
+        except PeriodRefused as refused:
+            if run.run_id:
+                ledger.finish_run(db, run.run_id, status="refused", error=str(refused))
+            raise
+        except ValidationFailed as failed:
+            if run.run_id:
+                ledger.record_failures(db, run.run_id, failed.failures)
+                ledger.finish_run(db, run.run_id, status="failed", error=str(failed), verified=False if failed.after_commit else None)
+            raise
+        except BaseException as error:
+            if run.run_id:
+                ledger.finish_run(db, run.run_id, status="failed", error=f"{type(error).__name__}: {error}")
+            raise
+        if run.run_id:
+            summary = run.outcome or {}
+            watermark = summary.get("watermark") or {}
+            ledger.finish_run(
+                db,
+                run.run_id,
+                status=summary.get("status", "succeeded"),
+                users_changed=summary.get("users_written"),
+                max_purchase_id=watermark.get("max_purchase_id"),
+                purchase_count=watermark.get("purchase_count"),
+                user_count=watermark.get("user_count"),
+                verified=summary.get("verified"),
+                summary=summary,
+            )
+
+
 def run_period(
     db: Database,
     plan: Plan,
@@ -107,40 +166,10 @@ def run_period(
     Raises InputRejected (bad input), RunLocked (``wait=False`` and another run holds the lock),
     ValidationFailed (nothing written, failures stored on the run).
     """
-    with run_connection(db, wait=wait) as connection:
-        run_id = 0
-        if not dry_run:
-            ledger.abandon_stale_runs(db)
-            load.drop_abandoned_staging(connection)
-            run_id = ledger.start_run(db, mode=mode, period=period, as_of=as_of, plan_version=plan.version, dry_run=False)
-        try:
-            outcome = _run(db, connection, plan, run_id, as_of, period, root_telegram_id, quarantine, is_final, dry_run)
-        except InputRejected as rejected:
-            if run_id:
-                ledger.finish_run(db, run_id, status="refused", error=str(rejected), summary={"problems": [p.as_dict() for p in rejected.problems]})
-            raise
-        except ValidationFailed as failed:
-            if run_id:
-                ledger.record_failures(db, run_id, failed.failures)
-                ledger.finish_run(db, run_id, status="failed", error=str(failed), verified=False if failed.after_commit else None)
-            raise
-        except BaseException as error:
-            if run_id:
-                ledger.finish_run(db, run_id, status="failed", error=f"{type(error).__name__}: {error}")
-            raise
-        if run_id:
-            ledger.finish_run(
-                db,
-                run_id,
-                status=outcome.status,
-                users_changed=outcome.users_written,
-                max_purchase_id=outcome.watermark.max_purchase_id,
-                purchase_count=outcome.watermark.purchase_count,
-                user_count=outcome.watermark.user_count,
-                verified=outcome.verified,
-                summary=outcome.summary(),
-            )
-        return outcome
+    with recorded_run(db, plan, mode=mode, period=period, as_of=as_of, dry_run=dry_run, wait=wait) as run:
+        outcome = _run(db, plan, run.run_id, mode, as_of, period, root_telegram_id, quarantine, is_final, dry_run)
+        run.outcome = outcome.summary()
+    return outcome
 
 
 @dataclass(frozen=True)
@@ -201,7 +230,7 @@ def verify_stage(db: Database, run_id: int) -> None:
         raise ValidationFailed(run_id, after, after_commit=True)
 
 
-def _run(db, connection, plan, run_id, as_of, period, root_telegram_id, quarantine, is_final, dry_run) -> RunOutcome:
+def _run(db, plan, run_id, mode, as_of, period, root_telegram_id, quarantine, is_final, dry_run) -> RunOutcome:
     timings: dict[str, float] = {}
     with _stage(timings, "extract"):
         inputs, watermark = extract_stage(db, plan, as_of)
@@ -217,6 +246,8 @@ def _run(db, connection, plan, run_id, as_of, period, root_telegram_id, quaranti
     rows = {"extract": inputs.monthly_volumes.height + inputs.users.height, "compute": result.state.height, "write": result.documents.height}
     return RunOutcome(
         run_id=run_id,
+        mode=mode,
+        plan_version=plan.version,
         status="dry run" if dry_run else "succeeded",
         period=period,
         as_of=as_of,

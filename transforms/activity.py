@@ -33,3 +33,9 @@ def direct_referrals(tree: Tree) -> pl.Series:
     """Per user, how many users it sponsors directly. Node-aligned."""
     ones = pl.DataFrame({"direct_referrals": pl.repeat(1, tree.size, dtype=pl.Int64, eager=True)})
     return child_totals(tree, ones)["direct_referrals"].cast(pl.Int32)
+
+
+def team_size(tree: Tree) -> pl.Series:
+    """Per user, how many users are below it at any depth (its whole team). Node-aligned."""
+    ones = pl.DataFrame({"team_size": pl.repeat(1, tree.size, dtype=pl.Int64, eager=True)})
+    return descendant_totals(tree, ones, None)["team_size"].cast(pl.Int32)

@@ -182,9 +182,13 @@ def user_state(inputs: Inputs, tree: Tree, plan: Plan, period: str) -> tuple[pl.
             "full_volume_cents": full_volume,
             "active_partners": activity.active_partners(tree, base["is_active"], plan),
             "direct_referrals": activity.direct_referrals(tree),
+            "team_size": activity.team_size(tree),
         }
     )
-    granted = pioneers(inputs.users, inputs.pioneer_candidates, plan.pioneer_slots)
+    # A user outside the tree (quarantined) cannot be written, so it must not take a new slot;
+    # stored grants still hold theirs.
+    candidates = inputs.pioneer_candidates.join(tree.nodes.select("user_id"), on="user_id", how="semi")
+    granted = pioneers(inputs.users, candidates, plan.pioneer_slots)
     state = (
         pl.concat([base, team, volumes.qualifying_volumes(tree, branches, plan)], how="horizontal")
         .join(granted.select(PIONEER_COLUMNS), on="user_id", how="left", maintain_order="left")
@@ -210,6 +214,32 @@ def user_state(inputs: Inputs, tree: Tree, plan: Plan, period: str) -> tuple[pl.
         .with_columns(ranks.next_rank_targets(plan))
     )
     return state, branches
+
+
+def with_previous_ranks(inputs: Inputs, previous: pl.DataFrame, plan: Plan) -> Inputs:
+    """The inputs with each user's previous rank taken from ``previous`` (``user_id``,
+    ``previous_rank``; one row per user) instead of the stored rank; users it does not list start
+    at the entry rank. Used when rebuilding history, where the stored rank is today's."""
+    users = (
+        inputs.users.drop("previous_rank")
+        .join(previous.select("user_id", "previous_rank"), on="user_id", how="left", maintain_order="left")
+        .with_columns(pl.col("previous_rank").fill_null(plan.ranks[0].name))
+        .select(inputs.users.columns)
+    )
+    return Inputs(users, inputs.monthly_volumes, inputs.pioneer_candidates, inputs.purchase_problems)
+
+
+def with_held_ranks(state: pl.DataFrame, held: pl.DataFrame, plan: Plan) -> pl.DataFrame:
+    """``state`` with each user's held rank replaced by ``held`` (``user_id``, ``rank_order``; one
+    row per user), and everything that follows from the rank (next rank, its requirement, cap,
+    qualifying volume and gap) recomputed. Used when ranks are carried across months."""
+    return (
+        state.drop("rank_order")
+        .join(held.select("user_id", "rank_order"), on="user_id", how="left", maintain_order="left")
+        .with_columns(next_rank_order=ranks.next_rank_order(plan), rank=ranks.rank_name_of(pl.col("rank_order"), plan))
+        .with_columns(ranks.next_rank_targets(plan))
+        .select(state.columns)
+    )
 
 
 def rank_changes(state: pl.DataFrame) -> pl.DataFrame:

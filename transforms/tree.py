@@ -161,7 +161,8 @@ def _unreachable_problems(linked: pl.DataFrame, far_jump: pl.Series) -> list[Pro
 def _reachable_tree(linked: pl.DataFrame, jumps: list[pl.Series], problems: list[Problem]) -> Tree:
     """Renumber the reachable users 0..m-1 and carry the jump tables over."""
     keep = linked["reaches_root"]
-    renumber = (keep.cast(pl.Int64).cum_sum() - 1).cast(NODE)
+    # Unreachable nodes before the first reachable one would get -1; they are never read, so clip.
+    renumber = (keep.cast(pl.Int64).cum_sum() - 1).clip(lower_bound=0).cast(NODE)
     ancestors = tuple(renumber.gather(jump.filter(keep)) for jump in jumps)
     nodes = linked.filter(keep).select(
         pl.int_range(pl.len(), dtype=NODE).alias("node"),

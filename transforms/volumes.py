@@ -27,10 +27,11 @@ def personal_volumes(monthly_volumes: pl.LazyFrame, period: str, min_monthly_pv_
     month's first day, ``volume_cents``)."""
     first_day = month_start(period)
     in_period = pl.col("month") == first_day
-    reached_minimum = pl.col("volume_cents") >= min_monthly_pv_cents
+    reached_minimum = (pl.col("volume_cents") >= min_monthly_pv_cents) & (pl.col("month") <= first_day)
     return (
-        monthly_volumes.filter(pl.col("month") <= first_day)
-        .group_by("user_id")
+        # Every purchase before the cut-off counts toward the lifetime total (rule 1), whatever
+        # month it fell in; the extract has already applied the cut-off.
+        monthly_volumes.group_by("user_id")
         .agg(
             personal_volume_total_cents=pl.col("volume_cents").sum(),
             monthly_pv_cents=pl.when(in_period).then(pl.col("volume_cents")).otherwise(0).sum(),

@@ -1,0 +1,106 @@
+"""The Prefect tasks: the pipeline's stages, passing small values (a URI, a folder, counts).
+
+Retries apply to transient database errors only (a dropped connection, a serialization failure
+or deadlock): never to bad input, a failed validation or a held lock, which a retry cannot fix.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from db.connection import open_database
+from db.extract import Watermark
+from flows import pipeline
+from flows.workspace import Workspace
+from transforms.plan import Plan
+
+
+def transient_database_error(task_, task_run, state) -> bool:
+    """Retry only when the failure is a database hiccup that another attempt may not meet."""
+    try:
+        state.result()
+    except (psycopg.OperationalError, ConnectionError):  # includes serialization failures and deadlocks
+        return True
+    except Exception:
+        return False
+    return False
+
+
+IO_TASK = dict(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient_database_error, cache_policy=NO_CACHE)
+
+
+def _log_rate(stage: str, rows: int, started: float) -> None:
+    seconds = time.perf_counter() - started
+    get_run_logger().info("%s: %s rows in %.2f s (%s rows/s)", stage, f"{rows:,}", seconds, f"{rows / max(seconds, 1e-9):,.0f}")
+
+
+@task(name="extract", **IO_TASK)
+def extract_task(uri: str, plan: Plan, as_of: datetime, folder: str) -> dict:
+    """Read the inputs in one snapshot into the workspace; the watermark."""
+    started = time.perf_counter()
+    db = open_database(uri)
+    try:
+        inputs, watermark = pipeline.extract_stage(db, plan, as_of)
+    finally:
+        db.engine.dispose()
+    Workspace(Path(folder)).save_inputs(inputs)
+    _log_rate("extract", inputs.users.height + inputs.monthly_volumes.height, started)
+    return vars(watermark)
+
+
+@task(name="compute", cache_policy=NO_CACHE)
+def compute_task(folder: str, plan: Plan, run_id: int, as_of: datetime, period: str, root_telegram_id: int | None, quarantine: bool) -> dict:
+    """Apply the plan to the saved inputs; the result goes back to the workspace."""
+    started = time.perf_counter()
+    workspace = Workspace(Path(folder))
+    result = pipeline.compute_stage(
+        workspace.inputs(), plan, run_id=run_id, as_of=as_of, period=period, root_telegram_id=root_telegram_id, quarantine=quarantine
+    )
+    workspace.save_result(result)
+    _log_rate("compute", result.state.height, started)
+    return {"users": result.state.height, "quarantined": [p.as_dict() for p in result.problems]}
+
+
+@task(name="write and validate", **IO_TASK)
+def write_task(uri: str, folder: str, plan: Plan, run_id: int, watermark: dict, is_final: bool, dry_run: bool) -> dict:
+    """Stage, merge and validate in one transaction (committed unless a dry run)."""
+    started = time.perf_counter()
+    result = Workspace(Path(folder)).result()
+    db = open_database(uri)
+    try:
+        written = pipeline.write_stage(db, result, plan, run_id=run_id, watermark=Watermark(**watermark), is_final=is_final, dry_run=dry_run)
+    finally:
+        db.engine.dispose()
+    _log_rate("write", result.documents.height, started)
+    return vars(written)
+
+
+@task(name="verify", **IO_TASK)
+def verify_task(uri: str, run_id: int) -> bool:
+    """Re-read what was committed from a new connection."""
+    started = time.perf_counter()
+    db = open_database(uri)
+    try:
+        pipeline.verify_stage(db, run_id)
+    finally:
+        db.engine.dispose()
+    _log_rate("verify", 0, started)
+    return True
+
+
+@task(name="report", cache_policy=NO_CACHE)
+def report_task(summary: dict) -> None:
+    """Publish the run's summary (Markdown) and its changes (table) as Prefect artifacts."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    from flows.report import changes_table, summary_markdown
+
+    key = f"mlm-{summary.get('mode', 'run')}-{summary.get('period', '')}".lower().replace("_", "-")
+    create_markdown_artifact(summary_markdown(summary), key=key, description="mlm-recompute run summary")
+    create_table_artifact(changes_table(summary), key=f"{key}-changes", description="users changed, by owned key")
