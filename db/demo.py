@@ -40,6 +40,7 @@ from psycopg import sql
 
 from db.connection import Database
 from db.copy import copy_frame
+from db.schema import FOREIGN_DOCUMENTS, OWNED_USER_COLUMNS
 from transforms.money import cents_text
 
 ROOT_TELEGRAM_ID = 1_000_000_000
@@ -88,23 +89,7 @@ LANGUAGES = ("en", "ru", "de", "tr")
 # Rows per CSV chunk fed to COPY: bounds the client's memory at a few tens of MB per chunk.
 COPY_CHUNK_ROWS = 1_000_000
 
-USER_COLUMNS = (
-    "userID",
-    "telegramID",
-    "upline",
-    "rank",
-    "createdAt",
-    "isActive",
-    "fullVolume",
-    "teamVolumeTotal",
-    "personalVolumeTotal",
-    "mlmStatus",
-    "mlmVolumes",
-    "totalVolume",
-    "personalData",
-    "emailVerification",
-    "settings",
-)
+USER_COLUMNS = ("userID", "telegramID", "upline", "createdAt", *OWNED_USER_COLUMNS, *FOREIGN_DOCUMENTS)
 PURCHASE_COLUMNS = ("purchaseID", "userID", "packPrice", "createdAt")
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")

@@ -18,6 +18,7 @@ import polars as pl
 import psycopg
 
 from db.copy import copy_frame
+from db.schema import OWNED_USER_COLUMNS
 from transforms.documents import PROVENANCE_KEYS
 from transforms.money import cents_text
 from transforms.recompute import Recomputed
@@ -33,16 +34,7 @@ OWNED_STATUS_KEYS = (
     "pioneerPurchasesCount",
 )
 OWNED_VOLUME_KEYS = ("monthlyPV", "personalTotal")
-OWNED_COLUMNS = (
-    "rank",
-    "isActive",
-    "fullVolume",
-    "teamVolumeTotal",
-    "personalVolumeTotal",
-    "mlmStatus",
-    "mlmVolumes",
-    "totalVolume",
-)
+OWNED_COLUMNS = OWNED_USER_COLUMNS
 JSON_COLUMNS = ("mlmStatus", "mlmVolumes", "totalVolume")
 
 

@@ -16,20 +16,10 @@ from db.copy import copy_frame
 from db.load import snapshot_rows
 from db.schema import period_events, periods
 from transforms.money import cents_text
-from transforms.recompute import Recomputed
+from transforms.recompute import SNAPSHOT_COLUMNS, Recomputed
 
-SNAPSHOT_VALUES = [
-    "personal_volume_total",
-    "monthly_pv",
-    "full_volume",
-    "qualifying_volume",
-    "active_partners",
-    "direct_referrals",
-    "is_active",
-    "last_active_month",
-    "qualified_rank",
-    "rank",
-]
+# The snapshot's value columns as stored (money without the _cents suffix).
+SNAPSHOT_VALUES = [c.removesuffix("_cents") for c in SNAPSHOT_COLUMNS if c != "user_id"]
 
 
 class PeriodRefused(RuntimeError):

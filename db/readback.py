@@ -8,29 +8,12 @@ from decimal import Decimal
 import psycopg
 
 from db.connection import Database
+from db.schema import FOREIGN_DOCUMENTS, OWNED_USER_COLUMNS
 
-_USER_COLUMNS = (
-    '"userID", "telegramID", "upline", "rank", "isActive", "fullVolume"::text, "teamVolumeTotal"::text, '
-    '"personalVolumeTotal"::text, "mlmStatus"::text, "mlmVolumes"::text, "totalVolume"::text, '
-    '"personalData"::text, "emailVerification"::text, "settings"::text'
-)
-_NAMES = (
-    "userID",
-    "telegramID",
-    "upline",
-    "rank",
-    "isActive",
-    "fullVolume",
-    "teamVolumeTotal",
-    "personalVolumeTotal",
-    "mlmStatus",
-    "mlmVolumes",
-    "totalVolume",
-    "personalData",
-    "emailVerification",
-    "settings",
-)
-_JSON = {"mlmStatus", "mlmVolumes", "totalVolume", "personalData", "emailVerification", "settings"}
+_NAMES = ("userID", "telegramID", "upline", *OWNED_USER_COLUMNS, *FOREIGN_DOCUMENTS)
+_JSON = {"mlmStatus", "mlmVolumes", "totalVolume", *FOREIGN_DOCUMENTS}
+_TEXT = {"fullVolume", "teamVolumeTotal", "personalVolumeTotal", *_JSON}  # read as text: exact money, raw JSON
+_USER_COLUMNS = ", ".join(f'"{n}"::text' if n in _TEXT else f'"{n}"' for n in _NAMES)
 
 
 def _value(name: str, value):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from db.connection import Database
+from db.schema import FOREIGN_DOCUMENTS
 
-JSON_COLUMNS = ("mlmStatus", "mlmVolumes", "totalVolume", "personalData", "emailVerification", "settings")
+JSON_COLUMNS = ("mlmStatus", "mlmVolumes", "totalVolume", *FOREIGN_DOCUMENTS)
 
 
 def _json_text(value):

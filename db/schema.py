@@ -91,6 +91,19 @@ monthly_stats = sa.Table(
 
 PLATFORM_TABLES = (users, purchases, rank_history, monthly_stats)
 
+# The users columns the recompute owns (writes), and the JSON documents it never writes.
+OWNED_USER_COLUMNS = (
+    "rank",
+    "isActive",
+    "fullVolume",
+    "teamVolumeTotal",
+    "personalVolumeTotal",
+    "mlmStatus",
+    "mlmVolumes",
+    "totalVolume",
+)
+FOREIGN_DOCUMENTS = ("personalData", "emailVerification", "settings")
+
 # --- the project's own tables (built by the Alembic migrations) -----------------------------
 
 runs = sa.Table(

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -17,37 +16,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import flag_modified
 
 from db import extract, load, readback
-from db.scenario_data import insert_platform_rows
 from db.schema import OWN_TABLES, PLATFORM_TABLES
 from db.unit_of_work import RunLocked
-from flows.config import load_plan
-from flows.pipeline import ValidationFailed, run_period
+from flows.pipeline import ValidationFailed
 
-AS_OF = datetime(2025, 10, 20, tzinfo=timezone.utc)
-PERIOD = "2025-10"
-ROOT = 9000
+from tests.db.small_platform import nightly, platform  # noqa: F401 (fixture)
+
 ALL_TABLES = [t.name for t in PLATFORM_TABLES + OWN_TABLES]
 DATA_TABLES = [t for t in ALL_TABLES if t != "mlm_runs"]
-
-USERS = [
-    {"userID": 1, "telegramID": 9000, "upline": 9000, "rank": "start"},
-    {"userID": 2, "telegramID": 9001, "upline": 9000, "rank": "start", "mlmStatus": {"isFounder": True}},
-    {"userID": 3, "telegramID": 9002, "upline": 9001, "rank": "start"},
-]
-PURCHASES = [
-    {"purchaseID": 1, "userID": 2, "packPrice": "250.00", "createdAt": "2025-10-02T10:00:00"},
-    {"purchaseID": 2, "userID": 3, "packPrice": "5000.00", "createdAt": "2025-10-03T10:00:00"},
-]
-
-
-@pytest.fixture
-def platform(db):
-    insert_platform_rows(db, USERS, PURCHASES)
-    return db
-
-
-def nightly(db, **kwargs):
-    return run_period(db, load_plan(), as_of=AS_OF, period=PERIOD, root_telegram_id=ROOT, **kwargs)
 
 
 @pytest.mark.parametrize(

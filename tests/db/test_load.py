@@ -6,47 +6,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
 
 import pytest
 
 from db import extract, readback
-from db.scenario_data import insert_platform_rows
-from flows.config import load_plan
-from flows.pipeline import run_period
 
-AS_OF = datetime(2025, 10, 20, tzinfo=timezone.utc)
-PERIOD = "2025-10"
-ROOT = 9000
-
-USERS = [
-    {"userID": 1, "telegramID": 9000, "upline": 9000, "rank": "start", "createdAt": "2025-01-01T00:00:00"},
-    {
-        "userID": 2,
-        "telegramID": 9001,
-        "upline": 9000,
-        "rank": "start",
-        "createdAt": "2025-01-01T00:00:00",
-        "mlmStatus": {"isFounder": True, "lastActiveMonth": "2024-01"},
-        "mlmVolumes": {"monthlyPV": "1.00", "autoship": {"enabled": True}},
-        "personalData": {"kyc": "verified"},
-    },
-    {"userID": 3, "telegramID": 9002, "upline": 9001, "rank": "start", "createdAt": "2025-01-01T00:00:00"},
-]
-PURCHASES = [
-    {"purchaseID": 1, "userID": 2, "packPrice": "250.00", "createdAt": "2025-10-02T10:00:00"},
-    {"purchaseID": 2, "userID": 3, "packPrice": "5000.00", "createdAt": "2025-10-03T10:00:00"},
-]
-
-
-@pytest.fixture
-def platform(db):
-    insert_platform_rows(db, USERS, PURCHASES)
-    return db
-
-
-def nightly(db, **kwargs):
-    return run_period(db, load_plan(), as_of=AS_OF, period=PERIOD, root_telegram_id=ROOT, **kwargs)
+from tests.db.small_platform import AS_OF, PERIOD, nightly, platform  # noqa: F401 (fixture)
 
 
 def test_owned_keys_are_written_and_foreign_keys_kept(platform):
