@@ -120,7 +120,8 @@ def stage_documents(connection: psycopg.Connection, recomputed: Recomputed, tabl
                    mlm_volumes jsonb NOT NULL,
                    mlm_status jsonb NOT NULL,
                    total_volume jsonb NOT NULL,
-                   rank_rose boolean NOT NULL)"""
+                   rank_rose boolean NOT NULL,
+                   written boolean NOT NULL DEFAULT false)"""
     )
     staged = recomputed.documents.select(
         "user_id",
@@ -162,7 +163,7 @@ def merge_documents(connection: psycopg.Connection, table: str) -> int:
     """Write the locked users: owned keys replaced, every other key kept; returns how many."""
     types = json_column_types(connection)
     status, volumes, total = (types[c] for c in JSON_COLUMNS)
-    return connection.execute(
+    written = connection.execute(
         f"""UPDATE users AS u SET
                 "rank" = s.rank,
                 "isActive" = s.is_active,
@@ -175,6 +176,9 @@ def merge_documents(connection: psycopg.Connection, table: str) -> int:
             FROM {quoted(table)} AS s JOIN mlm_before AS b ON b.user_id = s.user_id
             WHERE u."userID" = s.user_id"""
     ).rowcount
+    # Mark them in the staging table, which outlives the commit, for the verification.
+    connection.execute(f"UPDATE {quoted(table)} AS s SET written = true FROM mlm_before AS b WHERE b.user_id = s.user_id")
+    return written
 
 
 def write_rank_history(connection: psycopg.Connection, recomputed: Recomputed, run_id: int) -> int:

@@ -42,13 +42,18 @@ def _rows(connection: psycopg.Connection, statement, params=None) -> list[tuple]
     return connection.execute(statement, params).fetchall()
 
 
-def _owned_mismatches(connection: psycopg.Connection, table: str, *, written_only: bool) -> list[dict]:
-    """Staged users whose stored owned values differ from the staged ones, naming the values."""
+def _owned_mismatches(connection: psycopg.Connection, table: str, *, after_commit: bool) -> list[dict]:
+    """Written users whose stored owned values differ from the staged ones, naming the values.
+
+    Users not written were equal to the staged values when their rows were compared inside the
+    transaction (that comparison is what decided not to write them)."""
     which = ", ".join(f"CASE WHEN {condition} THEN '{name}' END" for name, condition in _OWNED_DIFFERENCES.items())
-    scope = "JOIN mlm_before AS b ON b.user_id = s.user_id" if written_only else ""
+    # Inside the transaction the written users are in mlm_before; after commit, marked in staging.
     statement = f"""SELECT s.user_id, CASE WHEN u."userID" IS NULL THEN 'user row is gone' ELSE concat_ws(', ', {which}) END
-            FROM {quoted(table)} AS s {scope} LEFT JOIN users AS u ON u."userID" = s.user_id
-            WHERE u."userID" IS NULL OR {" OR ".join(_OWNED_DIFFERENCES.values())}"""
+            FROM {quoted(table)} AS s
+            {"" if after_commit else "JOIN mlm_before AS b ON b.user_id = s.user_id"}
+            LEFT JOIN users AS u ON u."userID" = s.user_id
+            WHERE {"s.written AND" if after_commit else ""} (u."userID" IS NULL OR {" OR ".join(_OWNED_DIFFERENCES.values())})"""
     return [
         {"user_id": user_id, "check_name": "stored_equals_computed", "detail": f"stored differs from computed: {what}"}
         for user_id, what in _rows(connection, statement)
@@ -97,12 +102,16 @@ def _documents_missing(connection: psycopg.Connection) -> list[dict]:
 
 def _volume_not_conserved(connection: psycopg.Connection, table: str, as_of: datetime, max_purchase_id: int | None) -> list[dict]:
     """Stored personal totals that differ from the user's purchases (as of the extract's watermark)."""
+    # Written users only: their purchases are found through the userID index, so an incremental
+    # run does not aggregate every purchase again.
     statement = f"""WITH bought AS (
                SELECT "userID" AS user_id, sum("packPrice") AS total FROM purchases
                WHERE "createdAt" < %(as_of)s::timestamp AND "packPrice" >= 0 AND "purchaseID" <= %(max_id)s
+                 AND "userID" IN (SELECT user_id FROM mlm_before)
                GROUP BY 1)
            SELECT s.user_id, u."personalVolumeTotal"::text, COALESCE(b.total, 0)::text
-           FROM {quoted(table)} AS s JOIN users AS u ON u."userID" = s.user_id LEFT JOIN bought AS b ON b.user_id = s.user_id
+           FROM {quoted(table)} AS s JOIN mlm_before AS w ON w.user_id = s.user_id
+           JOIN users AS u ON u."userID" = s.user_id LEFT JOIN bought AS b ON b.user_id = s.user_id
            WHERE u."personalVolumeTotal" IS DISTINCT FROM COALESCE(b.total, 0)"""
     found = _rows(connection, statement, {"as_of": naive_utc(as_of), "max_id": max_purchase_id or 0})
     return [
@@ -143,7 +152,7 @@ def failures_in_transaction(
 ) -> list[dict]:
     """Every check of the written state, inside the writing transaction, before commit."""
     return (
-        _owned_mismatches(connection, table, written_only=True)
+        _owned_mismatches(connection, table, after_commit=False)
         + _foreign_changes(connection)
         + _ranks_fallen(connection, plan)
         + _documents_missing(connection)
@@ -153,9 +162,9 @@ def failures_in_transaction(
 
 
 def failures_after_commit(db: Database, table: str) -> list[dict]:
-    """From a new connection: every staged user's stored owned values equal the computed ones."""
+    """From a new connection: every written user's stored owned values equal the computed ones."""
     with db.connect_raw() as connection:
-        return _owned_mismatches(connection, table, written_only=False)
+        return _owned_mismatches(connection, table, after_commit=True)
 
 
 def pending_changes(connection: psycopg.Connection, table: str) -> dict:
