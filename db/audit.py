@@ -5,9 +5,12 @@ Everything read here is read inside one REPEATABLE READ, READ ONLY transaction (
 itself refuses any write in it, temporary tables included). The drift's recomputed side comes
 from the project's own dry run (``flows.pipeline.run_period(dry_run=True)``), which rolls back.
 
-Structure is checked in SQL, one pass over ``users`` per JSON column (``::jsonb``, so ``json``
-and ``jsonb`` columns behave the same): each user's document gets an array of deviations, each
-``kind, key, found type, expected, value``, and the pass aggregates them. Kinds:
+Structure is checked in SQL, in one pass over ``users`` for all six JSON columns (each parsed
+once per user through ``::jsonb``, so ``json`` and ``jsonb`` columns behave the same; one pass
+rather than one per column because telling which documents the recompute wrote needs the
+``totalVolume`` of every user, the largest document). Each user's documents get an array of
+findings (column, section, kind, key, found type, expected, value) and the pass aggregates them.
+Deviation kinds:
 
 * ``missing_key``: a key the recompute always writes is absent; only checked for documents the
   recompute wrote (the user's ``totalVolume`` has ``calculatedAt`` or ``asOf``);
@@ -141,10 +144,8 @@ DOCUMENTS = (
     Document("settings"),
 )
 
-_SEP = "chr(31)"  # joins a deviation's parts: a control character that no key or value text holds
-# A user's documents count as written by the recompute when its totalVolume carries the run's
-# time stamps (calculatedAt or asOf), as the audit's brief defines it.
-_WRITTEN = "(jsonb_typeof({doc}) = 'object' AND {doc} ?| ARRAY['calculatedAt', 'asOf'])"
+_SEP = "chr(31)"  # joins a finding's parts: a control character that no key or value text holds
+_PARTS = ("column", "section", "kind", "key", "found", "expected", "value")
 
 
 def _literal(text: str) -> str:
@@ -156,146 +157,171 @@ def _text_array(values) -> str:
     return "ARRAY[" + ", ".join(_literal(v) for v in values) + "]::text[]"
 
 
-def _finding(kind: str, key: str, found: str, expected: str, value: str) -> str:
-    """SQL text of one deviation: kind, key, found type, expected, value (SQL expressions) joined
-    by the separator; ``concat`` turns a NULL part into an empty one, so positions hold."""
-    return f"concat({kind}, {_SEP}, {key}, {_SEP}, {found}, {_SEP}, {expected}, {_SEP}, {value})"
+def _finding(column: str, section: str, kind: str = "NULL", key: str = "NULL", found: str = "NULL", expected: str = "NULL", value: str = "NULL") -> str:
+    """SQL text of one finding: its _PARTS (SQL expressions) joined by the separator; ``concat``
+    turns a NULL part into an empty one, so every part keeps its position."""
+    return "concat(" + f", {_SEP}, ".join([_literal(column), _literal(section), kind, key, found, expected, value]) + ")"
 
 
-def _key_check(key: str, rule: Rule, required: str | None) -> str:
-    """SQL: the deviation of one key of the object ``d.doc``, or NULL when the key conforms."""
-    json, text = f"(d.doc -> {_literal(key)})", f"(d.doc ->> {_literal(key)})"
+def _key_check(document: Document, doc: str, key: str, rule: Rule, required: str | None) -> str:
+    """SQL: the deviation of one key of the object ``doc``, or NULL when the key conforms."""
+    json, text = f"({doc} -> {_literal(key)})", f"({doc} ->> {_literal(key)})"
     found, value = f"jsonb_typeof({json})", f"left({json}::text, {VALUE_CHARS})"
-    needed = {WRITTEN: "d.written", PIONEER: "d.written AND d.doc -> 'hasPioneerBonus' = 'true'::jsonb", None: "false"}[required]
+    needed = {WRITTEN: "w.written", PIONEER: f"w.written AND {doc} -> 'hasPioneerBonus' = 'true'::jsonb", None: "false"}[required]
     name, expected = _literal(key), _literal(rule.expected)
-    checks = f"""CASE WHEN NOT d.doc ? {name} THEN CASE WHEN {needed} THEN {_finding("'missing_key'", name, "NULL", expected, "NULL")} END
-             WHEN {found} <> ALL ({_text_array(rule.types)}) THEN {_finding("'wrong_type'", name, found, expected, value)}"""
+
+    def deviation(kind: str, found: str = "NULL", value: str = "NULL") -> str:
+        return _finding(document.column, "deviation", _literal(kind), name, found, expected, value)
+
+    checks = f"""CASE WHEN NOT {doc} ? {name} THEN CASE WHEN {needed} THEN {deviation("missing_key")} END
+                 WHEN {found} <> ALL ({_text_array(rule.types)}) THEN {deviation("wrong_type", found, value)}"""
     if rule.domain:
         domain = rule.domain.replace("{text}", text).replace("{json}", json)
         checks += f"""
-             WHEN {found} <> 'null' AND NOT COALESCE({domain}, false) THEN {_finding("'out_of_domain'", name, found, expected, value)}"""
+                 WHEN {found} <> 'null' AND NOT COALESCE({domain}, false) THEN {deviation("out_of_domain", found, value)}"""
     return checks + " END"
 
 
-def _deviations_sql(document: Document, plan: Plan) -> str:
-    """SQL: the array of the object ``d.doc``'s deviations (empty when it conforms)."""
+def _deviations_sql(document: Document, doc: str, plan: Plan) -> str:
+    """SQL: the deviations of the object ``doc`` (an empty array when it conforms)."""
     if not document.documented:
         return "ARRAY[]::text[]"
     known = rules(plan)
-    checks = ",\n             ".join(_key_check(key, known[rule], required) for key, (rule, required) in document.keys.items())
+    checks = ",\n                 ".join(_key_check(document, doc, key, known[rule], required) for key, (rule, required) in document.keys.items())
     deviations = f"array_remove(ARRAY[{checks}], NULL)"
     if not document.owned_whole:
         return deviations
     # A document the recompute owns whole has no room for anyone else's keys.
-    unknown = _finding("'unknown_key'", "k", "jsonb_typeof(d.doc -> k)", "'no such key'", f"left((d.doc -> k)::text, {VALUE_CHARS})")
-    return f"{deviations} || ARRAY(SELECT {unknown} FROM jsonb_object_keys(d.doc - {_text_array(document.keys)}) AS k)"
+    unknown = _finding(
+        document.column, "deviation", "'unknown_key'", "k", f"jsonb_typeof({doc} -> k)", "'no such key'", f"left(({doc} -> k)::text, {VALUE_CHARS})"
+    )
+    return f"{deviations} || ARRAY(SELECT {unknown} FROM jsonb_object_keys({doc} - {_text_array(document.keys)}) AS k)"
 
 
-def _unknown_keys_sql(document: Document) -> str:
-    """SQL: the keys of the object ``d.doc`` that its structure does not document."""
-    if not document.documented:
-        return "ARRAY[]::text[]"
-    return f"ARRAY(SELECT jsonb_object_keys(d.doc - {_text_array(document.keys)}))"
-
-
-def _key_types_sql(document: Document) -> str:
-    """SQL: a free document's keys, each with its JSON type (documented columns: none)."""
+def _keys_sql(document: Document, doc: str) -> str:
+    """SQL: the object ``doc``'s keys as findings: the undocumented ones of a documented column,
+    every key with its JSON type for a free one."""
+    if document.owned_whole:
+        return "ARRAY[]::text[]"  # its unknown keys are deviations already (see _deviations_sql)
     if document.documented:
-        return "ARRAY[]::text[]"
-    return f"ARRAY(SELECT concat(e.key, {_SEP}, jsonb_typeof(e.value)) FROM jsonb_each(d.doc) AS e)"
+        unknown = _finding(document.column, "unknown_key", key="k")
+        return f"ARRAY(SELECT {unknown} FROM jsonb_object_keys({doc} - {_text_array(document.keys)}) AS k)"
+    key_type = _finding(document.column, "key_type", key="e.key", found="jsonb_typeof(e.value)")
+    return f"ARRAY(SELECT {key_type} FROM jsonb_each({doc}) AS e)"
 
 
-def structure_sql(document: Document, plan: Plan) -> str:
-    """One pass over ``users`` for one JSON column: one row per finding (section, kind, key,
-    found, expected, users, example userIDs and their values)."""
-    total_volume = "d0.doc" if document.column == "totalVolume" else 'u."totalVolume"::jsonb'
-    examples = f"(array_agg(user_id ORDER BY user_id))[1:{EXAMPLES}]"
+def _checked_columns(document: Document, i: int, plan: Plan) -> str:
+    """SQL select-list items for one JSON column (alias ``d<i>``): its type, its deviations, its other findings."""
+    doc = f"d{i}.doc"
+    shape = _finding(document.column, "non_object", kind=f"jsonb_typeof({doc})", value=f"left({doc}::text, {VALUE_CHARS})")
+    return f"""COALESCE(jsonb_typeof({doc}), 'sql null') AS t{i},
+           CASE WHEN jsonb_typeof({doc}) = 'object' THEN {_deviations_sql(document, doc, plan)} ELSE ARRAY[]::text[] END AS v{i},
+           CASE WHEN jsonb_typeof({doc}) = 'object' THEN {_keys_sql(document, doc)}
+                WHEN {doc} IS NOT NULL THEN ARRAY[{shape}] ELSE ARRAY[]::text[] END AS k{i}"""
 
-    def part(n: int) -> str:
-        return f"split_part(x, {_SEP}, {n})"
 
+def _counts_sql(i: int) -> str:
+    return f"""count(*) FILTER (WHERE t{i} = 'sql null'), count(*) FILTER (WHERE t{i} = 'object'),
+               count(*) FILTER (WHERE t{i} = 'object' AND cardinality(v{i}) = 0), count(*) FILTER (WHERE t{i} = 'object' AND written)"""
+
+
+COUNTS = ("null", "objects", "compliant", "written")
+
+
+def structure_sql(plan: Plan) -> str:
+    """One pass over ``users`` checking every JSON column: one row of counts (COUNTS for each
+    column in DOCUMENTS order), then one row per finding (column, section, kind, key, found,
+    expected) with its users, example userIDs and their values."""
+    total_volume = next(i for i, d in enumerate(DOCUMENTS) if d.column == "totalVolume")
+    # OFFSET 0 keeps the planner from inlining a subquery, which would parse the JSON again at
+    # every reference instead of once per user.
+    parsed = ",\n         ".join(f'LATERAL (SELECT u."{d.column}"::jsonb AS doc OFFSET 0) AS d{i}' for i, d in enumerate(DOCUMENTS))
+    findings = " || ".join(f"v{i} || k{i}" for i in range(len(DOCUMENTS)))
+    counts = ",\n               ".join(_counts_sql(i) for i in range(len(DOCUMENTS)))
+    parts = ", ".join(f"split_part(x, {_SEP}, {n})" for n in range(1, len(_PARTS)))
     return f"""
 WITH checked AS MATERIALIZED (
     SELECT u."userID" AS user_id,
-           COALESCE(jsonb_typeof(d.doc), 'sql null') AS doc_type,
-           d.written,
-           CASE WHEN jsonb_typeof(d.doc) = 'object' THEN {_deviations_sql(document, plan)} END AS deviations,
-           CASE WHEN jsonb_typeof(d.doc) = 'object' THEN {_unknown_keys_sql(document)} END AS unknown_keys,
-           CASE WHEN jsonb_typeof(d.doc) = 'object' THEN {_key_types_sql(document)} END AS key_types
+           w.written,
+           {", ".join(_checked_columns(d, i, plan) for i, d in enumerate(DOCUMENTS))}
     FROM users AS u,
-         LATERAL (SELECT u."{document.column}"::jsonb AS doc) AS d0,
-         LATERAL (SELECT d0.doc, {_WRITTEN.format(doc=total_volume)} AS written) AS d
+         {parsed},
+         -- A user's documents count as written by the recompute when its totalVolume carries
+         -- the run's time stamps (calculatedAt or asOf).
+         LATERAL (SELECT COALESCE(jsonb_typeof(d{total_volume}.doc) = 'object' AND d{total_volume}.doc ?| ARRAY['calculatedAt', 'asOf'], false)
+                  AS written OFFSET 0) AS w
 )
-SELECT 'document' AS section, doc_type AS kind, NULL AS key, NULL AS found, NULL AS expected, count(*) AS users,
-       (array_agg(user_id ORDER BY user_id) FILTER (WHERE doc_type NOT IN ('object', 'sql null')))[1:{EXAMPLES}] AS example_user_ids,
-       NULL::text[] AS example_values
-FROM checked GROUP BY doc_type
+SELECT NULL AS column, 'counts' AS section, NULL AS kind, NULL AS key, NULL AS found, NULL AS expected,
+       NULL::bigint AS users, NULL::int[] AS example_user_ids, NULL::text[] AS example_values,
+       ARRAY[{counts}] AS counts
+FROM checked
 UNION ALL
-SELECT 'summary', 'compliant', NULL, NULL, NULL, count(*) FILTER (WHERE cardinality(deviations) = 0), NULL, NULL FROM checked
-UNION ALL
-SELECT 'summary', 'written', NULL, NULL, NULL, count(*) FILTER (WHERE written AND doc_type = 'object'), NULL, NULL FROM checked
-UNION ALL
-SELECT 'deviation', {part(1)}, {part(2)}, {part(3)}, {part(4)}, count(*), {examples},
-       (array_agg({part(5)} ORDER BY user_id))[1:{EXAMPLES}]
-FROM checked, unnest(deviations) AS x GROUP BY 2, 3, 4, 5
-UNION ALL
-SELECT 'unknown_key', NULL, x, NULL, NULL, count(*), {examples}, NULL FROM checked, unnest(unknown_keys) AS x GROUP BY 3
-UNION ALL
-SELECT 'key_type', NULL, {part(1)}, {part(2)}, NULL, count(*), NULL, NULL FROM checked, unnest(key_types) AS x GROUP BY 3, 4
+SELECT {parts}, count(*), (array_agg(user_id ORDER BY user_id))[1:{EXAMPLES}],
+       (array_agg(split_part(x, {_SEP}, {len(_PARTS)}) ORDER BY user_id))[1:{EXAMPLES}], NULL
+FROM checked, unnest({findings}) AS x
+GROUP BY 1, 2, 3, 4, 5, 6
 """
 
 
 def structure_findings(cursor, plan: Plan) -> pl.DataFrame:
-    """Every structure finding of every JSON column, one pass per column: one row per
-    (column, section, kind, key, found, expected)."""
-    frames = []
-    for document in DOCUMENTS:
-        cursor.execute(structure_sql(document, plan))
-        frames.append(pl.from_arrow(cursor.fetch_arrow_table()).with_columns(column=pl.lit(document.column)))
-    return pl.concat(frames, how="vertical_relaxed")
+    """Every structure finding of every JSON column, from one pass over ``users``: one row per
+    (column, section, kind, key, found, expected), and one row of counts (section ``counts``)."""
+    cursor.execute(structure_sql(plan))
+    return pl.from_arrow(cursor.fetch_arrow_table())
 
 
 def structure_compliance(findings: pl.DataFrame) -> dict[str, dict]:
-    """Each JSON column's compliance report, by column name."""
-    return {document.column: _column_compliance(document, findings.filter(pl.col("column") == document.column)) for document in DOCUMENTS}
+    """Each JSON column's compliance report, by column name (DOCUMENTS order)."""
+    counts = findings.filter(pl.col("section") == "counts")["counts"][0].to_list()
+    rows = findings.filter(pl.col("section") != "counts").with_columns(
+        pl.col("kind", "key", "found", "expected").replace("", None),
+        pl.col("example_values").list.eval(pl.element().replace("", None)),
+    )
+    return {
+        document.column: _column_compliance(
+            document, dict(zip(COUNTS, counts[i * len(COUNTS) : (i + 1) * len(COUNTS)])), rows.filter(pl.col("column") == document.column)
+        )
+        for i, document in enumerate(DOCUMENTS)
+    }
 
 
 def _rows(findings: pl.DataFrame, section: str) -> list[dict]:
-    return findings.filter(pl.col("section") == section).sort(["users", "key", "kind"], descending=[True, False, False], nulls_last=True).to_dicts()
+    """One section's findings, most users first, then by key and kind."""
+    chosen = findings.filter(pl.col("section") == section)
+    return chosen.sort(["users", "key", "kind", "found"], descending=[True, False, False, False], nulls_last=True).to_dicts()
 
 
-def _column_compliance(document: Document, findings: pl.DataFrame) -> dict:
+def _column_compliance(document: Document, counts: dict[str, int], findings: pl.DataFrame) -> dict:
     """One column's report: NULL, non-object and compliant counts, deviations, keys."""
-    types = {row["kind"]: row for row in _rows(findings, "document")}
-    summary = {row["kind"]: row["users"] for row in _rows(findings, "summary")}
-    users = sum(row["users"] for row in types.values())
-    objects = types.get("object", {}).get("users", 0)
-    compliant = summary.get("compliant", 0) if document.documented else objects
-    deviations = _rows(findings, "deviation")
+    shapes = [{"type": r["kind"], "users": r["users"], "example_user_ids": r["example_user_ids"]} for r in _rows(findings, "non_object")]
+    users = counts["null"] + counts["objects"] + sum(s["users"] for s in shapes)
+    compliant = counts["compliant"]
     report = {
         "users": users,
-        "null": types.get("sql null", {}).get("users", 0),
-        "non_object": [
-            {"type": kind, "users": row["users"], "example_user_ids": row["example_user_ids"]}
-            for kind, row in types.items()
-            if kind not in ("object", "sql null")
-        ],
-        "objects": objects,
+        "null": counts["null"],
+        "non_object": shapes,
+        "objects": counts["objects"],
         "compliant": compliant,
         "compliant_share": round(compliant / users, 4) if users else None,
-        "compliant_share_of_objects": round(compliant / objects, 4) if objects else None,
+        "compliant_share_of_objects": round(compliant / counts["objects"], 4) if counts["objects"] else None,
     }
     if not document.documented:
-        key_types = _rows(findings, "key_type")
-        return report | {"key_types": [{"key": r["key"], "type": r["found"], "users": r["users"]} for r in key_types]}
+        return report | {"key_types": [{"key": r["key"], "type": r["found"], "users": r["users"]} for r in _rows(findings, "key_type")]}
+    deviations = _rows(findings, "deviation")
     return report | {
-        "written_by_recompute": summary.get("written", 0),
-        "deviating": objects - compliant,
+        "written_by_recompute": counts["written"],
+        "deviating": counts["objects"] - compliant,
         "deviation_kinds": _deviation_kinds(deviations),
         "deviations": [_deviation(r) for r in deviations[:TOP_DEVIATIONS]],
         "deviations_not_listed": max(0, len(deviations) - TOP_DEVIATIONS),
-        "unknown_keys": [{"key": r["key"], "users": r["users"], "example_user_ids": r["example_user_ids"]} for r in _rows(findings, "unknown_key")],
+        "unknown_keys": [{"key": r["key"], "users": r["users"], "example_user_ids": r["example_user_ids"]} for r in _unknown_keys(findings)],
     }
+
+
+def _unknown_keys(findings: pl.DataFrame) -> list[dict]:
+    """The undocumented keys found: listed apart, or (a document owned whole) among the deviations."""
+    listed = _rows(findings, "unknown_key")
+    return listed or [r for r in _rows(findings, "deviation") if r["kind"] == "unknown_key"]
 
 
 def _deviation_kinds(deviations: list[dict]) -> dict[str, int]:
@@ -306,16 +332,12 @@ def _deviation_kinds(deviations: list[dict]) -> dict[str, int]:
     return kinds
 
 
+_DEVIATION_FIELDS = ("kind", "key", "found", "expected", "users", "example_user_ids", "example_values")
+
+
 def _deviation(row: dict) -> dict:
-    return {
-        "kind": row["kind"],
-        "key": row["key"],
-        "found": row["found"] or None,
-        "expected": row["expected"],
-        "users": row["users"],
-        "example_user_ids": row["example_user_ids"],
-        "example_values": [v or None for v in row["example_values"]],
-    }
+    """One deviation as the report lists it."""
+    return {name: row[name] for name in _DEVIATION_FIELDS}
 
 
 # --- persistence drift ------------------------------------------------------------------------
@@ -336,8 +358,8 @@ SELECT u."userID"::bigint AS user_id,
        u."mlmVolumes" IS NULL AS mlm_volumes_is_null,
        u."totalVolume" IS NULL AS total_volume_is_null
 FROM users AS u,
-     LATERAL (SELECT u."mlmVolumes"::jsonb AS doc) AS v,
-     LATERAL (SELECT u."mlmStatus"::jsonb AS doc) AS s
+     LATERAL (SELECT u."mlmVolumes"::jsonb AS doc OFFSET 0) AS v,  -- parsed once per user (see structure_sql)
+     LATERAL (SELECT u."mlmStatus"::jsonb AS doc OFFSET 0) AS s
 """
 
 STORED_COLUMNS = {
@@ -391,7 +413,7 @@ class Stored:
     values: pl.DataFrame
 
 
-def stored(db: Database, plan: Plan) -> Stored:
+def stored_snapshot(db: Database, plan: Plan) -> Stored:
     """The structure findings and the stored values, from one REPEATABLE READ, READ ONLY transaction."""
     with snapshot(db) as cursor:
         return Stored(findings=structure_findings(cursor, plan), values=stored_values(cursor))

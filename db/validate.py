@@ -7,7 +7,7 @@ Three moments:
   the staged ones, no foreign key or untouched column moved, ranks never fell, every written
   user has its documents, stored personal totals equal the purchases, pioneers are consistent;
 * ``failures_after_commit``: from a new connection, every staged user read back again. This is
-  the check the platform's lost ``flag_modified`` would have failed.
+  the check the platform's lost in-place writes would have failed.
 
 Each failure is ``{"user_id", "check_name", "detail"}``.
 """
