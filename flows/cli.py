@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="read-only: how far stored documents are from what the sources say")
     audit.add_argument("--as-of", help="cut-off instant (ISO, UTC); default now")
+    audit.add_argument("--out", default=".mlm/audit", help="folder for audit-<as_of>.md, .json and .png (default .mlm/audit)")
 
     runs = sub.add_parser("runs", help="list the most recent runs from the ledger, newest first")
     runs.add_argument("--limit", type=int, default=20, help="how many runs to list (default 20)")
@@ -206,9 +207,16 @@ def _cmd_reopen(args, settings) -> int:
 
 
 def _cmd_audit(args, settings) -> int:
-    # Read-only: the nightly computation as a dry run; what it would change is the drift.
+    # Read-only: stored documents against their structure and against a dry run of the nightly.
+    from flows.audit import audit_lines, audit_report
+    from flows.config import load_plan
+
+    plan = load_plan(settings.plan_path)
     with _database(settings) as db:
-        return _nightly(db, settings, _now_or(args.as_of), dry_run=True)
+        report = audit_report(db, plan, _now_or(args.as_of), settings.root_telegram_id, args.out)
+    print("\n".join(audit_lines(report)))
+    status = report["drift"]["status"]
+    return EXIT_OK if status == "computed" else EXIT_BAD_INPUT if status == "refused" else EXIT_FAILED
 
 
 def _cmd_runs(args, settings) -> int:

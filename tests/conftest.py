@@ -64,3 +64,12 @@ def empty_db(server_uri):
     """A fresh database with no tables at all."""
     with scratch_database(server_uri, prefix="mlm_test_empty") as database:
         yield database
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One temporary Prefect server for the whole session (it takes ~10 s to start)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

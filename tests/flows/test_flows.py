@@ -33,14 +33,6 @@ PURCHASES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def prefect_server():
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 def _platform(db, monkeypatch):
     insert_platform_rows(db, USERS, PURCHASES)
     monkeypatch.setenv("MLM_DATABASE_URL", db.uri)

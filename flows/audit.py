@@ -1,0 +1,382 @@
+"""The audit: read-only. How far the stored MLM state is from what the sources say, and how well
+every JSON column keeps its documented structure.
+
+``audit_report`` is plain (the CLI calls it without Prefect); the ``mlm-audit`` flow runs it as a
+task and publishes the report as a Markdown artifact. Both write three files into ``out_dir``:
+``audit-<as_of>.md`` (for people), ``audit-<as_of>.json`` (for machines) and
+``audit-<as_of>.png`` (the fullVolume drift as a bar chart, drawn without a plotting library).
+
+Nothing is written to the database: the stored side is read in one READ ONLY transaction, the
+recomputed side is the nightly computation's dry run (rolled back, recorded nowhere).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+
+from db import audit as numbers
+from db.connection import Database, open_database
+from flows.config import Settings, load_plan
+from flows.context import configured_database
+from flows.pipeline import RunOutcome, ValidationFailed, run_period
+from flows.tasks import IO_TASK
+from transforms.plan import Plan
+from transforms.problems import InputRejected
+from transforms.recompute import period_of
+
+# --- the report ---------------------------------------------------------------------------------
+
+
+def recomputed(db: Database, plan: Plan, as_of: datetime, root_telegram_id: int | None) -> tuple[RunOutcome | None, dict]:
+    """The nightly computation as a dry run (rolled back, recorded nowhere): the outcome, or
+    None and why there is none (a refusal or a failed validation is a finding, not a crash)."""
+    try:
+        # quarantine: an audit must still measure everyone else when some rows are bad input.
+        # wait (run_period's default): a nightly run in progress is waited for, since comparing
+        # against a half-finished run would report drift that is about to disappear.
+        outcome = run_period(db, plan, as_of=as_of, period=period_of(as_of), root_telegram_id=root_telegram_id, quarantine=True, dry_run=True)
+    except InputRejected as rejected:
+        return None, {"status": "refused", "error": str(rejected), "problems": [p.as_dict() for p in rejected.problems]}
+    except ValidationFailed as failed:
+        return None, {"status": "validation failed", "error": str(failed), "failures": failed.failures[:100]}
+    return outcome, {"status": "computed"}
+
+
+def drift_section(outcome: RunOutcome | None, status: dict, stored_values: pl.DataFrame, plan: Plan) -> dict:
+    """The report's drift: what the dry run would change and how far stored is from recomputed."""
+    if outcome is None:
+        return status
+    return status | {
+        "changes": outcome.changes,
+        "quarantined": [p.as_dict() for p in outcome.recomputed.problems],
+        **numbers.persistence_drift(stored_values, outcome.recomputed.state, plan),
+    }
+
+
+def audit_report(db: Database, plan: Plan, as_of: datetime, root_telegram_id: int | None, out_dir: str | Path) -> dict:
+    """The audit as of ``as_of``: structure per JSON column and persistence drift; also written
+    to ``out_dir`` as Markdown, JSON and a PNG chart (their paths under ``files``)."""
+    as_of = as_of.astimezone(timezone.utc)
+    started = time.perf_counter()
+    # The stored side (SQL in the server) runs while the dry run computes (Polars in this
+    # process, then the server's write path): the machine has two cores. The two read their own
+    # snapshots; a platform write between them shows up as drift of that user, as it would in a
+    # nightly run started at that moment.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(numbers.stored_snapshot, db, plan)
+        outcome, status = recomputed(db, plan, as_of, root_telegram_id)
+        stored = reading.result()
+    report = {
+        "as_of": as_of.isoformat(),
+        "period": period_of(as_of),
+        "plan_version": plan.version,
+        "users": stored.values.height,
+        "structure": numbers.structure_compliance(stored.findings),
+        "drift": drift_section(outcome, status, stored.values, plan),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    report["files"] = report_files(report, Path(out_dir), numbers.as_of_label(as_of))
+    return report
+
+
+def report_files(report: dict, folder: Path, label: str) -> dict[str, str]:
+    """Write the report's Markdown, JSON and chart into ``folder``; their paths by kind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {kind: folder / f"audit-{label}.{suffix}" for kind, suffix in (("markdown", "md"), ("json", "json"), ("chart", "png"))}
+    files = {kind: str(path) for kind, path in paths.items()}
+    paths["chart"].write_bytes(chart_png(report["drift"].get("full_volume_histogram") or []))
+    paths["markdown"].write_text(audit_markdown(report, chart=paths["chart"].name), encoding="utf-8")
+    paths["json"].write_text(json.dumps(report | {"files": files}, indent=1, default=str), encoding="utf-8")
+    return files
+
+
+# --- Markdown -----------------------------------------------------------------------------------
+
+
+def _cell(value) -> str:
+    """A value safe inside a Markdown table cell; ``-`` when missing."""
+    if value is None or value == []:
+        return "-"
+    if isinstance(value, list):
+        value = ", ".join(map(str, value))
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+_NUMBER = re.compile(r"^(-|-?[0-9][0-9,]*(\.[0-9]+)?%?)$")
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    """A Markdown table (columns holding only numbers right-aligned), then a blank line."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    numeric = [i > 0 and bool(cells) and all(_NUMBER.match(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["| " + " | ".join(map(_cell, header)) + " |", "|" + "|".join("---:" if n else ":---" for n in numeric) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in cells] + [""]
+
+
+def _money(text: str | None) -> str:
+    """Exact decimal text with thousands separators (``"-1234567.50"`` -> ``"-1,234,567.50"``)."""
+    if text is None:
+        return "-"
+    whole, dot, cents = text.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-') or 0):,}{dot}{cents}"
+
+
+def _ids(ids: list, limit: int = 20) -> str:
+    """The first ``limit`` ids and how many more; ``-`` for none."""
+    shown = ", ".join(map(str, ids[:limit])) or "-"
+    return shown + (f" and {len(ids) - limit:,} more" if len(ids) > limit else "")
+
+
+def _share(value) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _examples(ids, values=None) -> str:
+    """Example userIDs, each with its value when there is one."""
+    if not values or not any(values):
+        return _cell(ids)
+    return ", ".join(f"{i} ({v})" if v is not None else str(i) for i, v in zip(ids, values))
+
+
+def _md_structure(structure: dict) -> list[str]:
+    """The compliance table, then each column's deviations, unknown keys or key/type frequencies."""
+    lines = ["## Structure of the JSON columns", "", "A document complies when it is an object whose keys match the documented structure.", ""]
+    lines += _table(
+        ["column", "users", "NULL", "not an object", "objects", "compliant", "compliant share", "of objects"],
+        [
+            [name, f"{c['users']:,}", f"{c['null']:,}", ", ".join(f"{n['type']} {n['users']:,}" for n in c["non_object"]) or "0",
+             f"{c['objects']:,}", f"{c['compliant']:,}", _share(c["compliant_share"]), _share(c["compliant_share_of_objects"])]
+            for name, c in structure.items()
+        ],
+    )
+    for name, c in structure.items():
+        lines += _md_column(name, c)
+    return lines
+
+
+def _md_column(name: str, column: dict) -> list[str]:
+    lines = [f"### {name}", ""]
+    for shape in column["non_object"]:
+        lines += [f"- not an object ({shape['type']}): {shape['users']:,} users, e.g. userID {_cell(shape['example_user_ids'])}"]
+    if "key_types" in column:
+        lines += ["- any keys are allowed; keys found:", ""] if column["key_types"] else ["- no keys found", ""]
+        return lines + (_table(["key", "type", "users"], [[k["key"], k["type"], f"{k['users']:,}"] for k in column["key_types"]]) if column["key_types"] else [])
+    lines += [f"- written by the recompute: {column['written_by_recompute']:,}; deviating: {column['deviating']:,}", ""]
+    if column["deviations"]:
+        lines += _table(
+            ["deviation", "key", "found", "expected", "users", "examples: userID (value)"],
+            [[d["kind"], d["key"], d["found"], d["expected"], f"{d['users']:,}", _examples(d["example_user_ids"], d["example_values"])] for d in column["deviations"]],
+        )
+    if column["deviations_not_listed"]:
+        lines += [f"- and {column['deviations_not_listed']:,} rarer deviations (see the JSON report)", ""]
+    if column["unknown_keys"]:
+        lines += ["Keys not documented" + (" (deviations: the recompute owns this document whole):" if name == "totalVolume" else " (kept, not a failure):"), ""]
+        lines += _table(["key", "users", "example userIDs"], [[k["key"], f"{k['users']:,}", k["example_user_ids"]] for k in column["unknown_keys"]])
+    return lines
+
+
+def _md_drift(drift: dict, chart: str) -> list[str]:
+    lines = ["## Drift: stored against recomputed", ""]
+    if drift.get("status") != "computed":
+        return lines + [f"Not computed ({drift.get('status')}):", "", "```", str(drift.get("error")), "```", ""]
+    lines += [f"Recomputed from purchases and the tree by the nightly computation as a dry run; {drift['users_compared']:,} users compared.", ""]
+    lines += _md_changes(drift["changes"]) + _md_ranks(drift["ranks"]) + _md_pioneers(drift["pioneers"])
+    lines += _md_null_documents(drift["null_documents"]) + _md_money(drift["money"]) + _md_histogram(drift["full_volume_histogram"], chart)
+    if drift["quarantined"]:
+        lines += ["### Bad input (left out of the comparison)", ""] + [f"- {p['kind']}: ids {_ids(p['ids'])}; {p['detail']}" for p in drift["quarantined"]] + [""]
+    return lines
+
+
+def _md_changes(changes: dict) -> list[str]:
+    by_key = sorted((changes.get("by_key") or {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    lines = ["### What a nightly run would change", "", f"{changes.get('users', 0):,} users differ in at least one owned value.", ""]
+    return lines + (_table(["owned value", "users"], [[k, f"{v:,}"] for k, v in by_key]) if by_key else [])
+
+
+def _md_ranks(ranks: dict) -> list[str]:
+    names = ranks["rank_names"]
+    lines = ["### Ranks", "", f"{ranks['users_differing']:,} users hold another rank than the recompute gives them (rows: stored, columns: recomputed).", ""]
+    rows = [[stored, *(f"{row.get(n, 0):,}" for n in names)] for stored, row in ranks["crosstab"].items()]
+    return lines + _table(["stored \\ recomputed", *names], rows)
+
+
+def _md_pioneers(pioneers: dict) -> list[str]:
+    return [
+        "### Pioneers",
+        "",
+        f"- recomputed pioneers: {pioneers['recomputed']}; stored (hasPioneerBonus): {pioneers['stored']}",
+        f"- missing from the stored documents: {pioneers['missing']} (userID {_ids(pioneers['missing_user_ids'])})",
+        f"- stored but not recomputed: {pioneers['extra']} (userID {_ids(pioneers['extra_user_ids'])})",
+        "",
+    ]
+
+
+def _md_null_documents(nulls: dict) -> list[str]:
+    rows = [[name, f"{n['users']:,}", n["example_user_ids"]] for name, n in nulls.items()]
+    return ["### NULL documents the recompute would fill", ""] + _table(["column", "users", "example userIDs"], rows)
+
+
+def _md_money(money: dict) -> list[str]:
+    rows = [
+        [name, f"{m['users_differing']:,}", f"{m['users_missing_value']:,}", _money(m["total_abs_difference"]), _money(m["net_difference"]),
+         _money(m["largest_abs_difference"]), m["largest_user_id"]]
+        for name, m in money.items()
+    ]
+    header = ["money (USD)", "users differing", "no stored value", "total |difference|", "net (recomputed - stored)", "largest |difference|", "largest at userID"]
+    return ["### Money", "", "A missing stored value counts as 0.", ""] + _table(header, rows)
+
+
+def _md_histogram(histogram: list[dict], chart: str) -> list[str]:
+    rows = [[h["bucket"], f"{h['users']:,}"] for h in histogram]
+    return ["### |stored fullVolume - recomputed|, users per bucket (USD)", "", f"![fullVolume drift]({chart})", ""] + _table(["difference (USD)", "users"], rows)
+
+
+def audit_markdown(report: dict, chart: str = "") -> str:
+    """The report for people: Markdown, for the artifact and the ``.md`` file."""
+    lines = [
+        f"# MLM audit as of {report['as_of']}",
+        "",
+        f"period **{report['period']}**, plan **{report['plan_version']}**, users **{report['users']:,}**. Read-only: nothing was written.",
+        "",
+    ]
+    return "\n".join(lines + _md_structure(report["structure"]) + _md_drift(report["drift"], chart))
+
+
+def audit_lines(report: dict) -> list[str]:
+    """The report in a few terminal lines: compliance per column, the drift's headline, the files."""
+    lines = [f"audit as of {report['as_of']} (period {report['period']}, plan {report['plan_version']}): {report['users']:,} users, read-only"]
+    for name, column in report["structure"].items():
+        shapes = sum(s["users"] for s in column["non_object"])
+        lines.append(
+            f"  {name:<18} compliant {_share(column['compliant_share']):>6}  NULL {column['null']:,}  not an object {shapes:,}"
+            f"  deviating {column.get('deviating', 0):,}"
+        )
+    drift = report["drift"]
+    if drift["status"] != "computed":
+        lines.append(f"  drift not computed ({drift['status']}): {str(drift.get('error', '')).splitlines()[0]}")
+    else:
+        money = drift["money"]["fullVolume"]
+        lines += [
+            f"  drift: {drift['changes']['users']:,} users differ; ranks {drift['ranks']['users_differing']:,}; "
+            f"pioneers missing {drift['pioneers']['missing']}, extra {drift['pioneers']['extra']}",
+            f"  fullVolume: {money['users_differing']:,} users off by {_money(money['total_abs_difference'])} in total, "
+            f"at most {_money(money['largest_abs_difference'])} (userID {money['largest_user_id']})",
+        ]
+    return lines + [f"  report: {report['files']['markdown']} (+ .json, .png)", f"  took {report['seconds']:.1f} s"]
+
+
+# --- the chart (PNG, drawn with numpy and written with zlib: no plotting dependency) ------------
+
+# A 3x5 pixel font: each glyph is five rows, each row an octal digit of three pixels (4 = left).
+_GLYPHS = dict(
+    zip(
+        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ -.,<>=|():+/",
+        "75557 26227 71747 71717 55711 74717 74757 71111 75757 75717 25755 65656 34443 65556 74647 74644 34553 55755 "
+        "72227 11152 55655 44447 57755 65555 25552 65644 25563 65655 34216 72222 55557 55552 55775 55255 55222 71247 "
+        "00000 00700 00002 00024 12421 42124 07070 22222 12221 42224 02020 02720 11244".split(),
+    )
+)
+_WHITE, _INK, _BAR, _GRID = (255, 255, 255), (40, 40, 40), (52, 101, 164), (225, 225, 225)
+
+
+def _text(canvas: np.ndarray, text: str, x: int, y: int, scale: int = 2, centred: bool = False) -> None:
+    """Draw ``text`` (upper case) with its top left at (x, y), or centred on x."""
+    width = len(text) * 4 * scale
+    left = x - width // 2 if centred else x
+    for i, char in enumerate(text.upper()):  # a few characters per label
+        rows = _GLYPHS.get(char, _GLYPHS[" "])
+        bits = np.array([[d >> shift & 1 for shift in (2, 1, 0)] for d in map(int, rows)], dtype=bool)
+        mask = np.kron(bits, np.ones((scale, scale), dtype=bool))
+        top, start = y, left + i * 4 * scale
+        region = canvas[top : top + mask.shape[0], start : start + mask.shape[1]]
+        region[mask[: region.shape[0], : region.shape[1]]] = _INK
+
+
+def _compact(count: int) -> str:
+    """A count in at most five characters: 950, 12K, 3.4M."""
+    if count < 1000:
+        return str(count)
+    if count < 1_000_000:
+        return f"{count / 1000:.0f}K" if count >= 10_000 else f"{count / 1000:.1f}K"
+    return f"{count / 1_000_000:.1f}M"
+
+
+def chart_image(histogram: list[dict], width: int = 720, height: int = 400) -> np.ndarray:
+    """The drift histogram as an RGB bar chart (height x width x 3); bar heights on a log scale,
+    since exact matches usually outnumber the rest by orders of magnitude."""
+    canvas = np.full((height, width, 3), _WHITE, dtype=np.uint8)
+    left, right, top, bottom = 40, width - 20, 75, height - 50
+    _text(canvas, "USERS BY |STORED - RECOMPUTED| FULLVOLUME (USD)", width // 2, 14, centred=True)
+    _text(canvas, "BAR HEIGHT: LOG SCALE", width // 2, 34, scale=1, centred=True)
+    for fraction in (0.25, 0.5, 0.75, 1.0):
+        canvas[int(bottom - fraction * (bottom - top)), left:right] = _GRID
+    canvas[bottom, left:right] = _INK
+    canvas[top:bottom, left] = _INK
+    counts = np.array([h["users"] for h in histogram] or [0], dtype=np.float64)
+    heights = np.log1p(counts) / max(np.log1p(counts.max()), 1e-9) * (bottom - top)
+    slot = (right - left) / max(len(histogram), 1)
+    for i, bucket in enumerate(histogram):  # one bar per bucket
+        centre = int(left + (i + 0.5) * slot)
+        half = int(slot * 0.35)
+        bar_top = bottom - int(round(heights[i]))
+        canvas[bar_top:bottom, centre - half : centre + half] = _BAR
+        _text(canvas, _compact(bucket["users"]), centre, max(bar_top - 14, top - 12), centred=True)
+        _text(canvas, bucket["bucket"], centre, bottom + 10, centred=True, scale=2 if len(bucket["bucket"]) * 8 < slot else 1)
+    return canvas
+
+
+def png(pixels: np.ndarray) -> bytes:
+    """An RGB image (height x width x 3, uint8) as PNG bytes: one IDAT, no filtering."""
+    height, width, _ = pixels.shape
+    scanlines = np.concatenate([np.zeros((height, 1), dtype=np.uint8), pixels.reshape(height, width * 3)], axis=1)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, truecolour, no interlace
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 9)) + chunk(b"IEND", b"")
+
+
+def chart_png(histogram: list[dict]) -> bytes:
+    """The drift chart as PNG bytes."""
+    return png(chart_image(histogram))
+
+
+# --- Prefect ------------------------------------------------------------------------------------
+
+
+@task(name="audit", **IO_TASK)
+def audit_task(uri: str, plan: Plan, as_of: datetime, root_telegram_id: int | None, out_dir: str) -> dict:
+    """The audit report (files written), on its own database handle."""
+    db = open_database(uri)
+    try:
+        return audit_report(db, plan, as_of, root_telegram_id, out_dir)
+    finally:
+        db.engine.dispose()
+
+
+@flow(name="mlm-audit", log_prints=True)
+def audit(as_of: datetime | None = None, out_dir: str = ".mlm/audit") -> dict:
+    """Audit the stored MLM state as of ``as_of`` (default: now, UTC): read-only. Returns the
+    report; publishes it as a Markdown artifact and writes it into ``out_dir``."""
+    settings = Settings.from_env()
+    plan = load_plan(settings.plan_path)
+    as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    with configured_database(settings, quiet=True) as db:
+        report = audit_task(db.uri, plan, as_of, settings.root_telegram_id, out_dir)
+    create_markdown_artifact(audit_markdown(report, chart=Path(report["files"]["chart"]).name), key="mlm-audit", description="mlm-recompute audit")
+    print(f"audit as of {report['as_of']}: {report['files']['markdown']}")
+    return report
