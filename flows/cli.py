@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="one run's summary from the ledger, and its validation failures")
     show.add_argument("run_id", type=int)
 
+    lint_json = sub.add_parser(
+        "lint-json", help="static check: SQLAlchemy JSON values changed in place without flag_modified (JSN001)"
+    )
+    from guard.cli import add_arguments as add_lint_json_arguments
+
+    add_lint_json_arguments(lint_json)
+
     demo = sub.add_parser("demo", help="the quick start: demo data if the database is empty, then a nightly run")
     demo.add_argument("--users", type=int, default=10_000)
     demo.add_argument("--months", type=int, default=3)
@@ -261,6 +268,12 @@ _COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "lint-json":
+        # Static and offline: no settings, no database, none of the pipeline's imports.
+        from guard.cli import run as lint_json
+
+        return lint_json(args)
     from db.unit_of_work import RunLocked
     from flows.pipeline import ValidationFailed
     from flows.config import Settings
@@ -269,7 +282,6 @@ def main(argv: list[str] | None = None) -> int:
     from transforms.plan import PlanError
     from transforms.problems import InputRejected
 
-    args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
         return _COMMANDS[args.command](args, settings)

@@ -206,7 +206,7 @@ def test_the_platforms_in_place_mutation_is_lost_and_this_write_path_is_not(plat
         user = session.get(PlatformUser, 3)
         user.mlmStatus = user.mlmStatus or {}
         session.commit()
-        user.mlmStatus["hasPioneerBonus"] = True  # in place: SQLAlchemy sees no change
+        user.mlmStatus["hasPioneerBonus"] = True  # noqa: JSN001 (the bug, on purpose: SQLAlchemy sees no change)
         session.commit()
     assert readback.stored_users(platform)[3]["mlmStatus"] == {}  # the grant was lost
 
