@@ -35,8 +35,16 @@ class Watermark:
     user_count: int
 
 
-# Each JSON column is parsed once (the LATERAL), whether it is json or jsonb.
-USERS_SQL = """
+def users_sql(column_types: dict[str, str]) -> str:
+    """The users query. ``mlmStatus`` is parsed once (the LATERAL) for its pioneer keys; the other
+    documents only need their JSON type, which ``json_typeof`` reads from the first character of
+    a ``json`` column instead of parsing the whole document (``totalVolume`` can be large)."""
+
+    def type_of(column: str) -> str:
+        function = "json_typeof" if column_types.get(column) == "json" else "jsonb_typeof"
+        return f'{function}(u."{column}")'
+
+    return f"""
 SELECT u."userID"::bigint AS user_id,
        u."telegramID"::bigint AS telegram_id,
        u."upline"::bigint AS upline_telegram_id,
@@ -46,20 +54,30 @@ SELECT u."userID"::bigint AS user_id,
        CASE WHEN d.status_type = 'object' AND jsonb_typeof(d.status -> 'pioneerPurchaseId') = 'number'
             THEN (d.status ->> 'pioneerPurchaseId')::numeric::bigint END AS pioneer_purchase_id,
        d.status_type AS mlm_status_type,
-       jsonb_typeof(u."mlmVolumes"::jsonb) AS mlm_volumes_type,
-       jsonb_typeof(u."totalVolume"::jsonb) AS total_volume_type
+       {type_of("mlmVolumes")} AS mlm_volumes_type,
+       {type_of("totalVolume")} AS total_volume_type
 FROM users AS u,
      LATERAL (SELECT u."mlmStatus"::jsonb AS status, jsonb_typeof(u."mlmStatus"::jsonb) AS status_type) AS d
 """
 
+
+COLUMN_TYPES_SQL = """
+SELECT column_name::text, data_type::text FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name = 'users'
+"""
+
+
 # Per user and month (its first day), valid purchases only (bad ones are reported by
 # PURCHASE_PROBLEMS_SQL). The cast to date happens once per group, not once per purchase.
+# The purchase count and newest purchaseID per group give the watermark without another scan.
 MONTHLY_VOLUMES_SQL = """
-SELECT user_id, month_start::date AS month, volume_cents
+SELECT user_id, month_start::date AS month, volume_cents, purchases, max_purchase_id
 FROM (
     SELECT "userID"::bigint AS user_id,
            date_trunc('month', "createdAt") AS month_start,
-           sum(("packPrice" * 100)::bigint)::bigint AS volume_cents
+           sum(("packPrice" * 100)::bigint)::bigint AS volume_cents,
+           count(*) AS purchases,
+           max("purchaseID")::bigint AS max_purchase_id
     FROM purchases
     WHERE "createdAt" < $1::timestamp AND "packPrice" >= 0
     GROUP BY 1, 2
@@ -76,17 +94,24 @@ WHERE p."createdAt" < $1::timestamp
 ORDER BY p."userID", p."createdAt", p."purchaseID"
 """
 
-PURCHASE_PROBLEMS_SQL = """
-SELECT p."purchaseID"::bigint AS purchase_id, p."userID"::bigint AS user_id,
-       CASE WHEN u."userID" IS NULL THEN 'unknown_user'
-            WHEN p."createdAt" IS NULL THEN 'bad_time'
-            ELSE 'bad_price' END AS kind
-FROM purchases AS p
-LEFT JOIN users AS u ON u."userID" = p."userID"
-WHERE (p."createdAt" < $1::timestamp OR p."createdAt" IS NULL)
-  AND (u."userID" IS NULL OR p."createdAt" IS NULL OR p."packPrice" IS NULL OR p."packPrice" < 0)
+# Rows the monthly aggregate leaves out: no time, or a null or negative price (no join needed).
+BAD_PURCHASES_SQL = """
+SELECT "purchaseID"::bigint AS purchase_id, "userID"::bigint AS user_id,
+       CASE WHEN "createdAt" IS NULL THEN 'bad_time' ELSE 'bad_price' END AS kind
+FROM purchases
+WHERE ("createdAt" < $1::timestamp OR "createdAt" IS NULL)
+  AND ("createdAt" IS NULL OR "packPrice" IS NULL OR "packPrice" < 0)
 """
 
+# Purchases of users that do not exist; the users come from the aggregate (a join in Polars),
+# their purchases through the userID index, instead of an anti-join over every purchase.
+UNKNOWN_BUYER_PURCHASES_SQL = """
+SELECT "purchaseID"::bigint AS purchase_id, "userID"::bigint AS user_id, 'unknown_user' AS kind
+FROM purchases
+WHERE "userID" = ANY($1::bigint[]) AND "createdAt" < $2::timestamp
+"""
+
+# The watermark on its own (close records it as the month's input fingerprint).
 WATERMARK_SQL = """
 SELECT max("purchaseID")::bigint AS max_purchase_id, count(*) AS purchase_count,
        (SELECT count(*) FROM users) AS user_count
@@ -132,12 +157,25 @@ def inputs(db: Database, as_of: datetime, pioneer_min_purchase_cents: int) -> tu
     cut_off = naive_utc(as_of)
     min_price = f"{pioneer_min_purchase_cents // 100}.{pioneer_min_purchase_cents % 100:02d}"
     with snapshot(db) as cursor:
-        read = Inputs(
-            users=_frame(cursor, USERS_SQL, (), USER_INPUT_COLUMNS),
-            monthly_volumes=_frame(cursor, MONTHLY_VOLUMES_SQL, (cut_off,), MONTHLY_VOLUME_COLUMNS),
-            pioneer_candidates=_frame(cursor, PIONEER_CANDIDATES_SQL, (cut_off, min_price), CANDIDATE_COLUMNS),
-            purchase_problems=_frame(cursor, PURCHASE_PROBLEMS_SQL, (cut_off,), PURCHASE_PROBLEM_COLUMNS),
-        )
-        cursor.execute(WATERMARK_SQL, parameters=(cut_off,))
-        max_id, purchase_count, user_count = cursor.fetchone()
-    return read, Watermark(max_id, int(purchase_count), int(user_count))
+        cursor.execute(COLUMN_TYPES_SQL)
+        column_types = dict(cursor.fetchall())
+        users = _frame(cursor, users_sql(column_types), (), USER_INPUT_COLUMNS)
+        monthly = _frame(cursor, MONTHLY_VOLUMES_SQL, (cut_off,), MONTHLY_VOLUME_COLUMNS)
+        candidates = _frame(cursor, PIONEER_CANDIDATES_SQL, (cut_off, min_price), CANDIDATE_COLUMNS)
+        bad = _frame(cursor, BAD_PURCHASES_SQL, (cut_off,), PURCHASE_PROBLEM_COLUMNS)
+        unknown_buyers = monthly.join(users.select("user_id"), on="user_id", how="anti")["user_id"].unique()
+        if unknown_buyers.len():
+            ids = "{" + ",".join(str(int(i)) for i in unknown_buyers) + "}"
+            bad = pl.concat([bad, _frame(cursor, UNKNOWN_BUYER_PURCHASES_SQL, (ids, cut_off), PURCHASE_PROBLEM_COLUMNS)])
+    watermark = Watermark(
+        max_purchase_id=max(filter(None, [monthly["max_purchase_id"].max(), bad["purchase_id"].max()]), default=None),
+        purchase_count=int(monthly["purchases"].sum()) + bad.filter(pl.col("kind") != "unknown_user").height,
+        user_count=users.height,
+    )
+    read = Inputs(
+        users=users,
+        monthly_volumes=monthly.select(list(MONTHLY_VOLUME_COLUMNS)),
+        pioneer_candidates=candidates,
+        purchase_problems=bad.unique("purchase_id", keep="last", maintain_order=True),
+    )
+    return read, watermark

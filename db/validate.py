@@ -6,7 +6,7 @@ Three moments:
 * ``failures_in_transaction``: after the write, before commit: the written rows read back equal
   the staged ones, no foreign key or untouched column moved, ranks never fell, every written
   user has its documents, stored personal totals equal the purchases, pioneers are consistent;
-* ``failures_after_commit``: from a new connection, every staged user read back again. This is
+* ``failures_after_commit``: from a new connection, every written user read back again. This is
   the check the platform's lost in-place writes would have failed.
 
 Each failure is ``{"user_id", "check_name", "detail"}``.
@@ -26,78 +26,78 @@ from transforms.plan import Plan
 TOTAL_VOLUME_KEYS = ("qualifyingVolume", "fullVolume", "requiredForNextRank", "gap", "nextRank", "currentRank", "capLimit", "branches")
 
 # For each owned value: the condition under which the stored one (u) differs from the staged one (s).
+# The stored documents of user ``u``, each parsed once per row (the LATERAL ``d``).
+PARSED = """LATERAL (SELECT u."mlmStatus"::jsonb AS status, u."mlmVolumes"::jsonb AS volumes, u."totalVolume"::jsonb AS total) AS d"""
+
+# For each owned value: the condition under which the stored one (u, d) differs from the staged one (s).
 _OWNED_DIFFERENCES = {
     "rank": 'u."rank" IS DISTINCT FROM s.rank',
     "isActive": 'u."isActive" IS DISTINCT FROM s.is_active',
     "fullVolume": 'u."fullVolume" IS DISTINCT FROM s.full_volume',
     "teamVolumeTotal": 'u."teamVolumeTotal" IS DISTINCT FROM s.full_volume',
     "personalVolumeTotal": 'u."personalVolumeTotal" IS DISTINCT FROM s.personal_volume_total',
-    "mlmStatus": """NOT COALESCE(u."mlmStatus"::jsonb @> s.mlm_status, false)""",
-    "mlmVolumes": """NOT COALESCE(u."mlmVolumes"::jsonb @> s.mlm_volumes, false)""",
-    "totalVolume": f"""(u."totalVolume"::jsonb - {PROVENANCE}) IS DISTINCT FROM (s.total_volume - {PROVENANCE})""",
+    "mlmStatus": "NOT COALESCE(d.status @> s.mlm_status, false)",
+    "mlmVolumes": "NOT COALESCE(d.volumes @> s.mlm_volumes, false)",
+    "totalVolume": f"(d.total - {PROVENANCE}) IS DISTINCT FROM (s.total_volume - {PROVENANCE})",
 }
+
+
+def _named(conditions: dict[str, str]) -> str:
+    """SQL text naming every condition that holds, comma-separated ('' when none does)."""
+    return "concat_ws(', ', " + ", ".join(f"CASE WHEN {c} THEN '{name}' END" for name, c in conditions.items()) + ")"
 
 
 def _rows(connection: psycopg.Connection, statement, params=None) -> list[tuple]:
     return connection.execute(statement, params).fetchall()
 
 
-def _owned_mismatches(connection: psycopg.Connection, table: str, *, after_commit: bool) -> list[dict]:
-    """Written users whose stored owned values differ from the staged ones, naming the values.
-
-    Users not written were equal to the staged values when their rows were compared inside the
-    transaction (that comparison is what decided not to write them)."""
-    which = ", ".join(f"CASE WHEN {condition} THEN '{name}' END" for name, condition in _OWNED_DIFFERENCES.items())
-    # Inside the transaction the written users are in mlm_before; after commit, marked in staging.
-    statement = f"""SELECT s.user_id, CASE WHEN u."userID" IS NULL THEN 'user row is gone' ELSE concat_ws(', ', {which}) END
+def _committed_mismatches(connection: psycopg.Connection, table: str) -> list[dict]:
+    """Written users (marked in the staging table) whose stored owned values differ from the
+    staged ones, naming the values. Users not written were compared equal inside the
+    transaction: that comparison is what decided not to write them."""
+    statement = f"""SELECT s.user_id, CASE WHEN u."userID" IS NULL THEN 'user row is gone' ELSE {_named(_OWNED_DIFFERENCES)} END
             FROM {quoted(table)} AS s
-            {"" if after_commit else "JOIN mlm_before AS b ON b.user_id = s.user_id"}
             LEFT JOIN users AS u ON u."userID" = s.user_id
-            WHERE {"s.written AND" if after_commit else ""} (u."userID" IS NULL OR {" OR ".join(_OWNED_DIFFERENCES.values())})"""
+            LEFT JOIN {PARSED} ON true
+            WHERE s.written AND (u."userID" IS NULL OR {" OR ".join(_OWNED_DIFFERENCES.values())})"""
     return [
         {"user_id": user_id, "check_name": "stored_equals_computed", "detail": f"stored differs from computed: {what}"}
         for user_id, what in _rows(connection, statement)
     ]
 
 
-def _foreign_changes(connection: psycopg.Connection) -> list[dict]:
-    """Written users whose keys or columns that the recompute does not own changed."""
+def _written_row_failures(connection: psycopg.Connection, table: str, plan: Plan) -> list[dict]:
+    """Every written user read back once (each document parsed once): owned values equal the
+    staged ones, nothing it does not own moved, the rank did not fall, the documents are objects."""
     untouched = untouched_digest(connection)
+    foreign = {
+        "mlmStatus": f"(COALESCE(d.status, '{{}}') - {STATUS_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_status, '{{}}') - {STATUS_KEYS})",
+        "mlmVolumes": f"(COALESCE(d.volumes, '{{}}') - {VOLUME_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_volumes, '{{}}') - {VOLUME_KEYS})",
+        "columns the recompute does not own": f"{untouched} IS DISTINCT FROM b.untouched",
+    }
+    fell = 'array_position(%(ranks)s::text[], u."rank") < array_position(%(ranks)s::text[], COALESCE(b.rank, %(entry)s))'
+    not_objects = " OR ".join(f"jsonb_typeof(d.{doc}) IS DISTINCT FROM 'object'" for doc in ("status", "volumes", "total"))
     found = _rows(
         connection,
-        f"""SELECT b.user_id, concat_ws(', ',
-                   CASE WHEN (COALESCE(u."mlmStatus"::jsonb, '{{}}') - {STATUS_KEYS})
-                             IS DISTINCT FROM (COALESCE(b.mlm_status, '{{}}') - {STATUS_KEYS}) THEN 'mlmStatus' END,
-                   CASE WHEN (COALESCE(u."mlmVolumes"::jsonb, '{{}}') - {VOLUME_KEYS})
-                             IS DISTINCT FROM (COALESCE(b.mlm_volumes, '{{}}') - {VOLUME_KEYS}) THEN 'mlmVolumes' END,
-                   CASE WHEN {untouched} IS DISTINCT FROM b.untouched THEN 'columns the recompute does not own' END)
-            FROM mlm_before AS b JOIN users AS u ON u."userID" = b.user_id
-            WHERE (COALESCE(u."mlmStatus"::jsonb, '{{}}') - {STATUS_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_status, '{{}}') - {STATUS_KEYS})
-               OR (COALESCE(u."mlmVolumes"::jsonb, '{{}}') - {VOLUME_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_volumes, '{{}}') - {VOLUME_KEYS})
-               OR {untouched} IS DISTINCT FROM b.untouched""",
-    )
-    return [{"user_id": u, "check_name": "foreign_keys_kept", "detail": f"changed what it does not own: {what}"} for u, what in found]
-
-
-def _ranks_fallen(connection: psycopg.Connection, plan: Plan) -> list[dict]:
-    found = _rows(
-        connection,
-        """SELECT b.user_id, b.rank, u."rank" FROM mlm_before AS b JOIN users AS u ON u."userID" = b.user_id
-           WHERE array_position(%(ranks)s::text[], u."rank") < array_position(%(ranks)s::text[], COALESCE(b.rank, %(entry)s))""",
+        f"""SELECT user_id, owned, foreign_keys, fell, b_rank, rank, not_objects FROM (
+                SELECT b.user_id, {_named(_OWNED_DIFFERENCES)} AS owned, {_named(foreign)} AS foreign_keys,
+                       {fell} AS fell, b.rank AS b_rank, u."rank" AS rank, ({not_objects}) AS not_objects
+                FROM mlm_before AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id
+                JOIN users AS u ON u."userID" = b.user_id, {PARSED}) AS checked
+            WHERE owned <> '' OR foreign_keys <> '' OR fell OR not_objects""",
         {"ranks": plan.rank_names, "entry": plan.rank_names[0]},
     )
-    return [{"user_id": u, "check_name": "rank_never_down", "detail": f"rank fell from {old} to {new}"} for u, old, new in found]
-
-
-def _documents_missing(connection: psycopg.Connection) -> list[dict]:
-    found = _rows(
-        connection,
-        """SELECT b.user_id FROM mlm_before AS b JOIN users AS u ON u."userID" = b.user_id
-           WHERE jsonb_typeof(u."mlmStatus"::jsonb) IS DISTINCT FROM 'object'
-              OR jsonb_typeof(u."mlmVolumes"::jsonb) IS DISTINCT FROM 'object'
-              OR jsonb_typeof(u."totalVolume"::jsonb) IS DISTINCT FROM 'object'""",
-    )
-    return [{"user_id": u, "check_name": "has_documents", "detail": "a JSON column is not an object after the write"} for (u,) in found]
+    failures = []
+    for user_id, owned, foreign_keys, rank_fell, old_rank, new_rank, bad_documents in found:
+        if owned:
+            failures.append({"user_id": user_id, "check_name": "stored_equals_computed", "detail": f"stored differs from computed: {owned}"})
+        if foreign_keys:
+            failures.append({"user_id": user_id, "check_name": "foreign_keys_kept", "detail": f"changed what it does not own: {foreign_keys}"})
+        if rank_fell:
+            failures.append({"user_id": user_id, "check_name": "rank_never_down", "detail": f"rank fell from {old_rank} to {new_rank}"})
+        if bad_documents:
+            failures.append({"user_id": user_id, "check_name": "has_documents", "detail": "a JSON column is not an object after the write"})
+    return failures
 
 
 def _volume_not_conserved(connection: psycopg.Connection, table: str, as_of: datetime, max_purchase_id: int | None) -> list[dict]:
@@ -152,10 +152,7 @@ def failures_in_transaction(
 ) -> list[dict]:
     """Every check of the written state, inside the writing transaction, before commit."""
     return (
-        _owned_mismatches(connection, table, after_commit=False)
-        + _foreign_changes(connection)
-        + _ranks_fallen(connection, plan)
-        + _documents_missing(connection)
+        _written_row_failures(connection, table, plan)
         + _volume_not_conserved(connection, table, as_of, max_purchase_id)
         + _pioneer_failures(connection, plan, root_user_id)
     )
@@ -164,7 +161,7 @@ def failures_in_transaction(
 def failures_after_commit(db: Database, table: str) -> list[dict]:
     """From a new connection: every written user's stored owned values equal the computed ones."""
     with db.connect_raw() as connection:
-        return _owned_mismatches(connection, table, after_commit=True)
+        return _committed_mismatches(connection, table)
 
 
 def pending_changes(connection: psycopg.Connection, table: str) -> dict:
