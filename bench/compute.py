@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
+import psutil
+
+from bench.memory import PeakMemory
 
 AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)
 PERIOD = "2025-10"
@@ -64,7 +66,8 @@ def extract_shaped(users: pl.DataFrame, purchases: pl.DataFrame, pioneer_min_cen
 
 
 def measure(folder: Path) -> dict:
-    """Load the saved inputs and time the recompute (runs in a fresh process)."""
+    """Load the saved inputs and time the recompute (runs in a fresh process); memory is the
+    process's resident size: inputs loaded, then its peak while computing."""
     from flows.config import load_plan
     from transforms.documents import Provenance
     from transforms.recompute import PURCHASE_PROBLEM_COLUMNS, Inputs, recompute
@@ -76,20 +79,21 @@ def measure(folder: Path) -> dict:
         pioneer_candidates=pl.read_parquet(folder / "pioneer_candidates.parquet"),
         purchase_problems=pl.DataFrame(schema=PURCHASE_PROBLEM_COLUMNS),
     )
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    started = time.perf_counter()
-    result = recompute(
-        inputs, plan, period=PERIOD, root_telegram_id=None,
-        provenance=Provenance(run_id=1, plan_version=plan.version, as_of=AS_OF, calculated_at=AS_OF),
-    )  # fmt: skip
-    seconds = time.perf_counter() - started
+    rss_before = psutil.Process().memory_info().rss / 2**20
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        result = recompute(
+            inputs, plan, period=PERIOD, root_telegram_id=None,
+            provenance=Provenance(run_id=1, plan_version=plan.version, as_of=AS_OF, calculated_at=AS_OF),
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
     return {
         "users": result.state.height,
         "user_months": inputs.monthly_volumes.height,
         "seconds": round(seconds, 2),
         "users_per_s": round(result.state.height / seconds),
         "rss_inputs_mb": round(rss_before),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mb": round(memory.peak),
     }
 
 

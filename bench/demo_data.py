@@ -13,15 +13,12 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 
+from bench.memory import PeakMemory
 from db.connection import scratch_database, server_uri
 from db.demo import demo_frames, load_demo
 from db.migrate import prepare
@@ -46,37 +43,12 @@ class Measurement:
         return (self.users + self.purchases) / self.total_s
 
 
-class PeakRss:
-    """The peak resident set size of this process while it is being watched, in MB."""
-
-    def __init__(self, interval_s: float = 0.02) -> None:
-        self._process = psutil.Process()
-        self._interval_s = interval_s
-        self._stop = threading.Event()
-        self.peak_mb = self._process.memory_info().rss / 2**20
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
-
-    @contextmanager
-    def watching(self) -> Iterator[PeakRss]:
-        thread = threading.Thread(target=self._watch, daemon=True)
-        thread.start()
-        try:
-            yield self
-        finally:
-            self._stop.set()
-            thread.join()
-            self.peak_mb = max(self.peak_mb, self._process.memory_info().rss / 2**20)
-
-
 def measurement(server: str, users: int, months: int, per_user: float, seed: int, end_month: str) -> Measurement:
     """Generate and load one demo size into a scratch database; its timings and peak memory."""
     with scratch_database(server, prefix="mlm_bench_demo") as db:
         prepare(db.engine)
         gc.collect()
-        with PeakRss().watching() as rss:
+        with PeakMemory() as rss:
             started = time.perf_counter()
             data = demo_frames(users, months, seed, end_month=end_month, purchases_per_user=per_user)
             generated = time.perf_counter()
@@ -84,7 +56,7 @@ def measurement(server: str, users: int, months: int, per_user: float, seed: int
             loaded = time.perf_counter()
             purchases = data.purchases.height
             del data
-    return Measurement(users, purchases, generated - started, loaded - generated, rss.peak_mb)
+    return Measurement(users, purchases, generated - started, loaded - generated, rss.peak)
 
 
 def table(rows: list[Measurement]) -> str:

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import psutil
-
+from bench.memory import PeakMemory
 from db import migrate
 from db.connection import scratch_database, server_uri
 from db.demo import generate_and_load
@@ -28,29 +26,6 @@ from flows.pipeline import run_period
 AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)  # the end of the demo's last month
 PERIOD = "2025-10"
 STAGES = ("extract", "compute", "write", "verify")
-
-
-class PeakMemory:
-    """The process's peak resident memory (MB) while the block runs, sampled every 20 ms."""
-
-    def __init__(self):
-        self.peak = 0.0
-        self._stop = threading.Event()
-
-    def __enter__(self):
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        process = psutil.Process()
-        while not self._stop.is_set():
-            self.peak = max(self.peak, process.memory_info().rss / 2**20)
-            time.sleep(0.02)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 def change_one_percent(db) -> int:

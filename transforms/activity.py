@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.plan import Plan
-from transforms.tree import Tree, child_totals, descendant_totals
+from transforms.tree import Tree, child_totals
 
 
 def is_active(monthly_pv_cents: pl.Expr, min_monthly_pv_cents: int) -> pl.Expr:
@@ -13,14 +13,14 @@ def is_active(monthly_pv_cents: pl.Expr, min_monthly_pv_cents: int) -> pl.Expr:
     return monthly_pv_cents >= min_monthly_pv_cents
 
 
-def active_partners(tree: Tree, is_active_flag: pl.Series, plan: Plan) -> pl.Series:
-    """Per user, the active users in its downline within the depth limit (or, under the
-    ``direct`` scope, among its direct referrals). The root has none by rule. Node-aligned."""
-    flags = pl.DataFrame({"active_partners": is_active_flag.cast(pl.Int64)})
+def active_partners(tree: Tree, is_active_flag: pl.Series, active_in_downline: pl.Series, plan: Plan) -> pl.Series:
+    """Per user, the active users in its downline within the depth limit (``active_in_downline``,
+    node-aligned, from the downline pass) or, under the ``direct`` scope, among its direct
+    referrals. The root has none by rule. Node-aligned."""
     if plan.active_partners_scope == "direct":
-        counted = child_totals(tree, flags)
+        counted = child_totals(tree, pl.DataFrame({"active_partners": is_active_flag.cast(pl.Int64)}))
     else:
-        counted = descendant_totals(tree, flags, plan.max_depth)
+        counted = pl.DataFrame({"active_partners": active_in_downline})
     return (
         counted.with_columns(tree.nodes["is_root"])
         .select(pl.when(pl.col("is_root")).then(0).otherwise(pl.col("active_partners")).alias("active_partners"))
@@ -33,9 +33,3 @@ def direct_referrals(tree: Tree) -> pl.Series:
     """Per user, how many users it sponsors directly. Node-aligned."""
     ones = pl.DataFrame({"direct_referrals": pl.repeat(1, tree.size, dtype=pl.Int64, eager=True)})
     return child_totals(tree, ones)["direct_referrals"].cast(pl.Int32)
-
-
-def team_size(tree: Tree) -> pl.Series:
-    """Per user, how many users are below it at any depth (its whole team). Node-aligned."""
-    ones = pl.DataFrame({"team_size": pl.repeat(1, tree.size, dtype=pl.Int64, eager=True)})
-    return descendant_totals(tree, ones, None)["team_size"].cast(pl.Int32)

@@ -17,7 +17,7 @@ from transforms.documents import Provenance, documents
 from transforms.pioneers import PIONEER_COLUMNS, pioneer_problems, pioneers
 from transforms.plan import Plan
 from transforms.problems import InputRejected, Problem, problem
-from transforms.tree import Tree, referral_tree
+from transforms.tree import Tree, descendant_totals, referral_tree
 
 # The inputs' columns, as db/extract delivers them.
 USER_INPUT_COLUMNS = {
@@ -175,14 +175,27 @@ def user_state(inputs: Inputs, tree: Tree, plan: Plan, period: str) -> tuple[pl.
         )
         .with_columns(is_active=activity.is_active(pl.col("monthly_pv_cents"), plan.min_monthly_pv_cents))
     )
-    full_volume = volumes.full_volume(tree, base["personal_volume_total_cents"], plan.max_depth)
-    branches = volumes.branches(tree, base["personal_volume_total_cents"], full_volume)
+    # One pass up the levels for everything summed over the downline: full volume and active
+    # partners within the depth limit, the whole team's size without it.
+    downline = descendant_totals(
+        tree,
+        pl.DataFrame(
+            {
+                "full_volume_cents": base["personal_volume_total_cents"],
+                "active_in_downline": base["is_active"].cast(pl.Int64),
+                "team_size": pl.repeat(1, tree.size, dtype=pl.Int64, eager=True),
+            }
+        ),
+        plan.max_depth,
+        unlimited=("team_size",),
+    )
+    branches = volumes.branches(tree, base["personal_volume_total_cents"], downline["full_volume_cents"])
     team = pl.DataFrame(
         {
-            "full_volume_cents": full_volume,
-            "active_partners": activity.active_partners(tree, base["is_active"], plan),
+            "full_volume_cents": downline["full_volume_cents"],
+            "active_partners": activity.active_partners(tree, base["is_active"], downline["active_in_downline"], plan),
             "direct_referrals": activity.direct_referrals(tree),
-            "team_size": activity.team_size(tree),
+            "team_size": downline["team_size"].cast(pl.Int32),
         }
     )
     # A user outside the tree (quarantined) cannot be written, so it must not take a new slot;

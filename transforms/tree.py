@@ -215,13 +215,17 @@ def ancestor_at(tree: Tree, distance: int) -> pl.Series:
     return pl.select(pl.when(deep_enough).then(position)).to_series().alias("ancestor")
 
 
-def descendant_totals(tree: Tree, values: pl.DataFrame, max_depth: int | None) -> pl.DataFrame:
+def descendant_totals(
+    tree: Tree, values: pl.DataFrame, max_depth: int | None, *, unlimited: tuple[str, ...] = ()
+) -> pl.DataFrame:
     """For each node, each column of ``values`` summed over its descendants at most ``max_depth``
-    levels below it (all of them when None); the node itself is never included. One row per node.
+    levels below it (all of them when None, and for the ``unlimited`` columns); the node itself is
+    never included. One row per node. Every column shares one bottom-up pass over the levels.
     """
     inclusive = subtree_totals(tree, values)
     exclusive = inclusive.select(pl.col(c) - values[c].cast(pl.Int64) for c in values.columns)
-    if max_depth is None or max_depth >= tree.max_depth:
+    limited = [c for c in values.columns if c not in unlimited]
+    if max_depth is None or max_depth >= tree.max_depth or not limited:
         return exclusive
     # Everything more than max_depth below u sits in the subtrees rooted exactly max_depth + 1
     # below u; each such subtree root names u as its ancestor at that distance.
@@ -229,14 +233,14 @@ def descendant_totals(tree: Tree, values: pl.DataFrame, max_depth: int | None) -
         inclusive.with_columns(ancestor_at(tree, max_depth + 1).alias("__ancestor"))
         .drop_nulls("__ancestor")
         .group_by("__ancestor")
-        .agg(pl.col(c).sum() for c in values.columns)
+        .agg(pl.col(c).sum() for c in limited)
     )
     excess = (
         tree.nodes.select(pl.col("node").alias("__ancestor"))
         .join(too_deep, on="__ancestor", how="left", maintain_order="left")
-        .select(pl.col(c).fill_null(0) for c in values.columns)
+        .select(pl.col(c).fill_null(0) for c in limited)
     )
-    return exclusive.select(pl.col(c) - excess[c] for c in values.columns)
+    return exclusive.with_columns(pl.col(c) - excess[c] for c in limited)
 
 
 def child_totals(tree: Tree, values: pl.DataFrame) -> pl.DataFrame:

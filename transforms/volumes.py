@@ -11,7 +11,7 @@ from datetime import date
 import polars as pl
 
 from transforms.plan import Plan
-from transforms.tree import Tree, descendant_totals
+from transforms.tree import Tree
 
 PERSONAL_COLUMNS = ["user_id", "personal_volume_total_cents", "monthly_pv_cents", "last_active_month"]
 
@@ -40,13 +40,6 @@ def personal_volumes(monthly_volumes: pl.LazyFrame, period: str, min_monthly_pv_
         )
         .with_columns(pl.col("last_active_month").dt.strftime("%Y-%m"))
     )
-
-
-def full_volume(tree: Tree, personal_volume_total_cents: pl.Series, max_depth: int | None) -> pl.Series:
-    """Each user's full volume: the personal totals of its descendants within ``max_depth``
-    levels (its own purchases never count). Node-aligned, cents."""
-    values = pl.DataFrame({"full_volume_cents": personal_volume_total_cents})
-    return descendant_totals(tree, values, max_depth)["full_volume_cents"]
 
 
 def branches(tree: Tree, personal_volume_total_cents: pl.Series, full_volume_cents: pl.Series) -> pl.DataFrame:
