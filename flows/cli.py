@@ -187,15 +187,17 @@ def _print_summary(summary: dict) -> None:
 
 
 def _cmd_backfill(args, settings) -> int:
-    from flows.periods import backfill
+    from flows.periods import backfill, months_between
 
+    months_between(args.from_month, args.to_month)  # a bad month is a usage error, before Prefect starts
     _print_summary(backfill(args.from_month, args.to_month, reprocess=args.reprocess, dry_run=args.dry_run))
     return EXIT_OK
 
 
 def _cmd_close(args, settings) -> int:
-    from flows.periods import close
+    from flows.periods import close, parse_month
 
+    parse_month(args.month)  # a bad month is a usage error, before Prefect starts
     _print_summary(close(args.month))
     return EXIT_OK
 
