@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 import psutil
 
-from bench.memory import PeakMemory
+from bench.common import PeakMemory, sized_parser
 
 AS_OF = datetime(2025, 11, 1, tzinfo=timezone.utc)
 PERIOD = "2025-10"
@@ -98,11 +98,7 @@ def measure(folder: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--per-user", type=float, default=10.0)
-    parser.add_argument("--months", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=1)
+    parser = sized_parser(__doc__.splitlines()[0])
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:

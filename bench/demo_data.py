@@ -10,7 +10,6 @@ size runs.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import os
 import time
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from bench.memory import PeakMemory
+from bench.common import PeakMemory, sized_parser
 from db.connection import scratch_database, server_uri
 from db.demo import demo_frames, load_demo
 from db.migrate import prepare
@@ -75,11 +74,7 @@ def table(rows: list[Measurement]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--per-user", type=float, default=10.0, help="average purchases per user")
-    parser.add_argument("--months", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=1)
+    parser = sized_parser(__doc__.splitlines()[0])
     parser.add_argument("--end-month", default="2025-10")
     args = parser.parse_args(argv)
     data_dir = Path(os.environ.get("MLM_DATA_DIR", ".mlm/pgdata"))

@@ -10,13 +10,12 @@ stage (the database server is a separate process and is not included).
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.memory import PeakMemory
+from bench.common import PeakMemory, sized_parser
 from db import migrate
 from db.connection import scratch_database, server_uri
 from db.demo import generate_and_load
@@ -47,11 +46,7 @@ def timed_run(db, plan, root_telegram_id: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--per-user", type=float, default=10.0)
-    parser.add_argument("--months", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=1)
+    parser = sized_parser(__doc__.splitlines()[0])
     args = parser.parse_args()
     plan = load_plan()
     data_dir = Path(os.environ.get("MLM_DATA_DIR", ".mlm/pgdata"))

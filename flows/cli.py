@@ -187,10 +187,11 @@ def _print_summary(summary: dict) -> None:
 
 
 def _cmd_backfill(args, settings) -> int:
-    from flows.periods import backfill, months_between
+    from flows.periods import backfill, backfill_task_runner, months_between
 
     months_between(args.from_month, args.to_month)  # a bad month is a usage error, before Prefect starts
-    _print_summary(backfill(args.from_month, args.to_month, reprocess=args.reprocess, dry_run=args.dry_run))
+    runner = backfill.with_options(task_runner=backfill_task_runner(settings.dask_address))
+    _print_summary(runner(args.from_month, args.to_month, reprocess=args.reprocess, dry_run=args.dry_run))
     return EXIT_OK
 
 

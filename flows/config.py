@@ -7,6 +7,7 @@ MLM_DATABASE_URL           PostgreSQL URL; unset: start the embedded server     
 MLM_DATA_DIR               the embedded server's data folder                           ./.mlm/pgdata
 MLM_ROOT_TELEGRAM_ID       the platform's default referrer (the tree's root)           the self-sponsor
 MLM_PLAN                   the plan file                                               plans/default.toml
+MLM_DASK_ADDRESS           a Dask scheduler for backfills (tcp://host:8786)            threads in-process
 =========================  ==========================================================  =================
 """
 
@@ -25,6 +26,7 @@ class Settings:
     data_dir: Path
     root_telegram_id: int | None
     plan_path: Path
+    dask_address: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
@@ -37,6 +39,7 @@ class Settings:
             data_dir=Path(env.get("MLM_DATA_DIR") or ".mlm/pgdata"),
             root_telegram_id=int(root) if root else None,
             plan_path=Path(env.get("MLM_PLAN") or DEFAULT_PLAN),
+            dask_address=env.get("MLM_DASK_ADDRESS") or None,
         )
 
 

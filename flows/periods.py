@@ -173,6 +173,18 @@ def _segments(months: list[str]) -> list[list[str]]:
     return segments
 
 
+def backfill_task_runner(dask_address: str | None):
+    """Where a backfill's months run: a Dask cluster when an address is configured
+    (``MLM_DASK_ADDRESS``), otherwise a thread pool in this process."""
+    if dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=dask_address)
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner(max_workers=4)
+
+
 @flow(name="mlm-backfill", log_prints=True)
 def backfill(from_month: str, to_month: str, reprocess: str = "missing", dry_run: bool = False, now: datetime | None = None) -> dict:
     """Rebuild the period snapshots of a range of ended months, each as of its end. Months are

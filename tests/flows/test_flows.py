@@ -157,3 +157,21 @@ def test_prefect_yaml_parses_and_every_entrypoint_imports():
     assert deployments["nightly"]["schedules"][0]["cron"] == "0 2 * * *"
     assert deployments["month-end-close"]["schedules"][0]["cron"] == "0 3 1 * *"
     assert deployments["backfill"]["schedules"] == []
+
+
+def test_a_backfill_on_a_dask_cluster_matches_one_on_threads(platform, server_uri, template_name, monkeypatch):
+    # The months run on a local two-worker Dask cluster (separate processes) through prefect-dask.
+    from distributed import LocalCluster
+
+    from flows.periods import backfill, backfill_task_runner
+
+    months = ["2025-08", "2025-09", "2025-10"]
+    backfill("2025-08", "2025-10", now=NOW)
+    on_threads = {m: _snapshot(platform, m) for m in months}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with scratch_database(server_uri, prefix="mlm_test", template=template_name) as other:
+            _platform(other, monkeypatch)
+            on_dask = backfill.with_options(task_runner=backfill_task_runner(cluster.scheduler_address))
+            assert on_dask("2025-08", "2025-10", now=NOW)["months"] == months
+            assert {m: _snapshot(other, m) for m in months} == on_threads
+        assert cluster.scheduler.task_prefixes, "the months did not run on the cluster"

@@ -1,7 +1,8 @@
-"""Peak resident memory of this process while a block runs."""
+"""What the benchmarks share: the demo sizes they take, and peak memory while a block runs."""
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 
@@ -29,3 +30,13 @@ class PeakMemory:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+
+def sized_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the demo sizes every benchmark takes (users, purchases per user, months, seed)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--users", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--per-user", type=float, default=10.0, help="average purchases per user")
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=1)
+    return parser
