@@ -126,6 +126,20 @@ def _cmd_scenario(args, settings) -> int:
     return EXIT_OK if result.passed else EXIT_FAILED
 
 
+def _progress_reporter():
+    """Stage progress on stderr: one updating line on a terminal, plain log lines otherwise."""
+    on_terminal = sys.stderr.isatty()
+
+    def report(stage: str, seconds: float | None) -> None:
+        if on_terminal:
+            text = f"  {stage} ..." if seconds is None else f"  {stage} done in {seconds:.1f} s"
+            print(f"\r\033[K{text}", end="" if seconds is None else "\n", file=sys.stderr, flush=True)
+        elif seconds is not None:
+            print(f"mlm-recompute: stage {stage} finished in {seconds:.2f} s", file=sys.stderr, flush=True)
+
+    return report
+
+
 def _current_month() -> str:
     from transforms.recompute import period_of
 
@@ -154,6 +168,7 @@ def _nightly(db, settings, as_of: datetime, *, quarantine: bool = False, dry_run
         quarantine=quarantine,
         dry_run=dry_run,
         wait=wait,
+        progress=_progress_reporter(),
     )
     _print_summary(outcome.summary())
     print(f"  took {time.perf_counter() - started:.1f} s")

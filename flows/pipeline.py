@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -84,13 +85,23 @@ class RunOutcome:
         }
 
 
+Progress = Callable[[str, float | None], None]
+
+
+def _quiet(stage: str, seconds: float | None) -> None:
+    """The default progress report: none."""
+
+
 @contextmanager
-def _stage(timings: dict[str, float], name: str):
+def _stage(timings: dict[str, float], name: str, progress: Progress = _quiet):
+    """Time a stage, telling ``progress`` when it starts (None) and when it ends (seconds)."""
+    progress(name, None)
     started = time.perf_counter()
     try:
         yield
     finally:
         timings[name] = time.perf_counter() - started
+        progress(name, timings[name])
 
 
 @dataclass
@@ -159,6 +170,7 @@ def run_period(
     is_final: bool = False,
     dry_run: bool = False,
     wait: bool = True,
+    progress: Progress = _quiet,
 ) -> RunOutcome:
     """Recompute ``period`` as of ``as_of`` and write it in one transaction, validated before
     commit and verified after. A dry run does everything but commit, and records nothing.
@@ -167,7 +179,7 @@ def run_period(
     ValidationFailed (nothing written, failures stored on the run).
     """
     with recorded_run(db, plan, mode=mode, period=period, as_of=as_of, dry_run=dry_run, wait=wait) as run:
-        outcome = _run(db, plan, run.run_id, mode, as_of, period, root_telegram_id, quarantine, is_final, dry_run)
+        outcome = _run(db, plan, run.run_id, mode, as_of, period, root_telegram_id, quarantine, is_final, dry_run, progress)
         run.outcome = outcome.summary()
     return outcome
 
@@ -230,17 +242,17 @@ def verify_stage(db: Database, run_id: int) -> None:
         raise ValidationFailed(run_id, after, after_commit=True)
 
 
-def _run(db, plan, run_id, mode, as_of, period, root_telegram_id, quarantine, is_final, dry_run) -> RunOutcome:
+def _run(db, plan, run_id, mode, as_of, period, root_telegram_id, quarantine, is_final, dry_run, progress) -> RunOutcome:
     timings: dict[str, float] = {}
-    with _stage(timings, "extract"):
+    with _stage(timings, "extract", progress):
         inputs, watermark = extract_stage(db, plan, as_of)
-    with _stage(timings, "compute"):
+    with _stage(timings, "compute", progress):
         result = compute_stage(inputs, plan, run_id=run_id, as_of=as_of, period=period, root_telegram_id=root_telegram_id, quarantine=quarantine)
-    with _stage(timings, "write"):
+    with _stage(timings, "write", progress):
         written = write_stage(db, result, plan, run_id=run_id, watermark=watermark, is_final=is_final, dry_run=dry_run)
     verified = None
     if not dry_run:
-        with _stage(timings, "verify"):
+        with _stage(timings, "verify", progress):
             verify_stage(db, run_id)
         verified = True
     rows = {"extract": inputs.monthly_volumes.height + inputs.users.height, "compute": result.state.height, "write": result.documents.height}
