@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("run_id", type=int)
 
     lint_json = sub.add_parser(
-        "lint-json", help="static check: SQLAlchemy JSON values changed in place without flag_modified (JSN001)"
+        "lint-json", help="static check: SQLAlchemy JSON values changed in place and never flagged, so never saved (JSN001)"
     )
     from guard.cli import add_arguments as add_lint_json_arguments
 
