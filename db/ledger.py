@@ -45,12 +45,6 @@ def record_failures(db: Database, run_id: int, failures: list[dict]) -> None:
         connection.execute(sa.insert(validation_failures), [{"run_id": run_id, **f} for f in failures])
 
 
-def run_row(db: Database, run_id: int) -> dict | None:
-    with db.engine.connect() as connection:
-        row = connection.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
-        return dict(row) if row else None
-
-
 def abandon_stale_runs(db: Database) -> int:
     """Mark runs still ``running`` as ``abandoned``: the caller holds the run lock, so none of them
     is alive (their process died; their transaction was rolled back by the server)."""

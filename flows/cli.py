@@ -158,7 +158,6 @@ def _nightly(db, settings, as_of: datetime, *, quarantine: bool = False, dry_run
     from transforms.recompute import period_of
 
     plan = load_plan(settings.plan_path)
-    started = time.perf_counter()
     outcome = run_period(
         db,
         plan,
@@ -171,7 +170,6 @@ def _nightly(db, settings, as_of: datetime, *, quarantine: bool = False, dry_run
         progress=_progress_reporter(),
     )
     _print_summary(outcome.summary())
-    print(f"  took {time.perf_counter() - started:.1f} s")
     return EXIT_OK
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import polars as pl
 from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
 
 from db import extract, periods
 from db.connection import open_database

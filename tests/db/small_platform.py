@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pytest
-
-from db.scenario_data import insert_platform_rows
 from flows.config import load_plan
 from flows.pipeline import run_period
 
@@ -33,12 +30,6 @@ PURCHASES = [
     {"purchaseID": 1, "userID": 2, "packPrice": "250.00", "createdAt": "2025-10-02T10:00:00"},
     {"purchaseID": 2, "userID": 3, "packPrice": "5000.00", "createdAt": "2025-10-03T10:00:00"},
 ]
-
-
-@pytest.fixture
-def platform(db):
-    insert_platform_rows(db, USERS, PURCHASES)
-    return db
 
 
 def nightly(db, **kwargs):

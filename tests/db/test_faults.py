@@ -20,7 +20,7 @@ from db.schema import OWN_TABLES, PLATFORM_TABLES
 from db.unit_of_work import RunLocked
 from flows.pipeline import ValidationFailed
 
-from tests.db.small_platform import nightly, platform  # noqa: F401 (fixture)
+from tests.db.small_platform import nightly
 
 ALL_TABLES = [t.name for t in PLATFORM_TABLES + OWN_TABLES]
 DATA_TABLES = [t for t in ALL_TABLES if t != "mlm_runs"]

@@ -7,11 +7,10 @@ import json
 import threading
 import time
 
-import pytest
 
 from db import extract, readback
 
-from tests.db.small_platform import AS_OF, PERIOD, nightly, platform  # noqa: F401 (fixture)
+from tests.db.small_platform import AS_OF, PERIOD, nightly
 
 
 def test_owned_keys_are_written_and_foreign_keys_kept(platform):
