@@ -20,6 +20,7 @@ import psycopg
 from db.copy import copy_frame
 from db.schema import OWNED_USER_COLUMNS
 from transforms.documents import PROVENANCE_KEYS
+from transforms.fingerprints import HASH_VERSION, fingerprint
 from transforms.money import cents_text
 from transforms.recompute import Recomputed
 
@@ -76,6 +77,56 @@ DIFFERS = f"""(   u."rank" IS DISTINCT FROM s.rank
        OR (u."totalVolume"::jsonb - {PROVENANCE}) IS DISTINCT FROM (s.total_volume - {PROVENANCE}))"""
 
 
+# A hash of a user's owned columns exactly as stored (JSON as its text: nothing is parsed).
+# Equal to the hash recorded after the last run compared them means nobody wrote them since.
+STORED_HASH = (
+    "hashtextextended(concat_ws(chr(31), "
+    + ", ".join(f"""COALESCE(u."{c}"::text, '<null>')""" for c in OWNED_USER_COLUMNS)
+    + "), 0)"
+)
+
+
+def users_to_stage(connection: psycopg.Connection, recomputed: Recomputed) -> pl.DataFrame:
+    """The documents of the users the write has to look at: every user except those whose stored
+    owned columns are as the last run left them (same stored hash) and whose computed values
+    are what that run computed (same fingerprint). For those, stored equals computed already.
+
+    The computed fingerprints stay in ``mlm_computed`` for ``record_fingerprints``.
+    """
+    connection.execute("CREATE TEMP TABLE mlm_computed (user_id integer NOT NULL, fingerprint bigint NOT NULL) ON COMMIT DROP")
+    copy_frame(connection, "mlm_computed", recomputed.documents.select("user_id", "fingerprint"))
+    connection.execute("ANALYZE mlm_computed")
+    ids = connection.execute(
+        f"""SELECT c.user_id FROM mlm_computed AS c
+            LEFT JOIN mlm_user_fingerprints AS f ON f.user_id = c.user_id AND f.hash_version = %(version)s
+            LEFT JOIN users AS u ON u."userID" = c.user_id
+            WHERE f.user_id IS NULL OR u."userID" IS NULL
+               OR f.computed_hash <> c.fingerprint OR f.stored_hash <> {STORED_HASH}""",
+        {"version": HASH_VERSION},
+    ).fetchall()
+    staged = pl.DataFrame({"user_id": [row[0] for row in ids]}, schema={"user_id": recomputed.documents.schema["user_id"]})
+    return recomputed.documents.join(staged, on="user_id", how="semi")
+
+
+def record_fingerprints(connection: psycopg.Connection, table: str, run_id: int) -> int:
+    """Remember, for every staged user whose stored owned values now equal the computed ones,
+    the hash of what is stored and the fingerprint of what was computed.
+
+    Written users are locked until commit, so their hash is of this run's write. For the others
+    the comparison and the hash are taken in this one statement, from the same row version.
+    """
+    return connection.execute(
+        f"""INSERT INTO mlm_user_fingerprints AS f (user_id, stored_hash, computed_hash, hash_version, run_id)
+            SELECT s.user_id, {STORED_HASH}, c.fingerprint, %(version)s, %(run_id)s
+            FROM {quoted(table)} AS s JOIN users AS u ON u."userID" = s.user_id
+            JOIN mlm_computed AS c ON c.user_id = s.user_id
+            WHERE s.written OR NOT {DIFFERS}
+            ON CONFLICT (user_id) DO UPDATE SET stored_hash = EXCLUDED.stored_hash, computed_hash = EXCLUDED.computed_hash,
+                hash_version = EXCLUDED.hash_version, run_id = EXCLUDED.run_id""",
+        {"version": HASH_VERSION, "run_id": run_id},
+    ).rowcount
+
+
 def staging_table(run_id: int) -> str:
     return f"mlm_staging_{run_id}"
 
@@ -107,9 +158,9 @@ def json_column_types(connection: psycopg.Connection) -> dict[str, str]:
     return dict(rows)
 
 
-def stage_documents(connection: psycopg.Connection, recomputed: Recomputed, table: str) -> None:
-    """COPY every user's computed documents into ``table`` (unlogged: it is scratch, kept only
-    until the run has verified what it committed)."""
+def stage_documents(connection: psycopg.Connection, documents: pl.DataFrame, table: str) -> None:
+    """COPY computed ``documents`` (see ``users_to_stage``) into ``table`` (unlogged: it is
+    scratch, kept only until the run has verified what it committed)."""
     connection.execute(
         f"""CREATE UNLOGGED TABLE {quoted(table)} (
                    user_id integer PRIMARY KEY,
@@ -123,7 +174,7 @@ def stage_documents(connection: psycopg.Connection, recomputed: Recomputed, tabl
                    rank_rose boolean NOT NULL,
                    written boolean NOT NULL DEFAULT false)"""
     )
-    staged = recomputed.documents.select(
+    staged = documents.select(
         "user_id",
         "rank",
         "is_active",
@@ -204,23 +255,40 @@ SNAPSHOT_MONEY = ["personal_volume_total_cents", "monthly_pv_cents", "full_volum
 
 
 def snapshot_rows(recomputed: Recomputed, run_id: int, *, is_final: bool) -> pl.DataFrame:
-    """The period's snapshot rows as ``mlm_period_snapshots`` columns; one row per user."""
-    rows = cents_as_decimal_text(recomputed.snapshots, SNAPSHOT_MONEY)
+    """The period's snapshot rows as ``mlm_period_snapshots`` columns, with the fingerprint of
+    their values (not of the run that wrote them); one row per user."""
+    values = recomputed.snapshots.with_columns(is_final=pl.lit(is_final))
+    rows = cents_as_decimal_text(values.with_columns(fingerprint=fingerprint(*values.columns)), SNAPSHOT_MONEY)
     return rows.rename({c: c.removesuffix("_cents") for c in SNAPSHOT_MONEY}).with_columns(
         period=pl.lit(recomputed.period),
         run_id=pl.lit(run_id),
-        is_final=pl.lit(is_final),
         as_of=pl.lit(recomputed.as_of.isoformat()),
     )
 
 
+def changed_snapshot_rows(connection: psycopg.Connection, rows: pl.DataFrame, period: str) -> pl.DataFrame:
+    """The ``rows`` whose fingerprint differs from the stored row's (or that have none stored)."""
+    connection.execute("CREATE TEMP TABLE mlm_snapshot_fingerprints (user_id integer NOT NULL, fingerprint bigint NOT NULL) ON COMMIT DROP")
+    copy_frame(connection, "mlm_snapshot_fingerprints", rows.select("user_id", "fingerprint"))
+    connection.execute("ANALYZE mlm_snapshot_fingerprints")
+    ids = connection.execute(
+        """SELECT f.user_id FROM mlm_snapshot_fingerprints AS f
+           LEFT JOIN mlm_period_snapshots AS s ON s.period = %s AND s.user_id = f.user_id
+           WHERE s.fingerprint IS DISTINCT FROM f.fingerprint""",
+        [period],
+    ).fetchall()
+    changed = pl.DataFrame({"user_id": [row[0] for row in ids]}, schema={"user_id": rows.schema["user_id"]})
+    return rows.join(changed, on="user_id", how="semi")
+
+
 def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_id: int, *, is_final: bool) -> int:
-    """Upsert the period's snapshot rows; rows whose values did not change are not rewritten."""
+    """Upsert the period's snapshot rows; rows whose values did not change are not sent again
+    (same fingerprint) nor rewritten (same values)."""
     connection.execute("CREATE TEMP TABLE mlm_snapshot_rows (LIKE mlm_period_snapshots) ON COMMIT DROP")
-    rows = snapshot_rows(recomputed, run_id, is_final=is_final)
+    rows = changed_snapshot_rows(connection, snapshot_rows(recomputed, run_id, is_final=is_final), recomputed.period)
     copy_frame(connection, "mlm_snapshot_rows", rows)
     values = [c for c in rows.columns if c not in ("period", "user_id")]
-    compared = [c for c in values if c not in ("run_id", "as_of")]
+    compared = [c for c in values if c not in ("run_id", "as_of", "fingerprint")]
     return connection.execute(
         f"""INSERT INTO mlm_period_snapshots AS s ({", ".join(rows.columns)})
             SELECT {", ".join(rows.columns)} FROM mlm_snapshot_rows

@@ -145,6 +145,21 @@ period_snapshots = sa.Table(
     sa.Column("last_active_month", sa.String(7)),
     sa.Column("qualified_rank", sa.String(50), nullable=False),
     sa.Column("rank", sa.String(50), nullable=False),
+    # A hash of the row's values (see transforms.fingerprints): unchanged rows are not rewritten.
+    sa.Column("fingerprint", sa.BigInteger),
+)
+
+user_fingerprints = sa.Table(
+    "mlm_user_fingerprints",
+    metadata,
+    sa.Column("user_id", sa.Integer, primary_key=True),
+    # A hash of the user's owned columns as stored right after the last run that compared them.
+    sa.Column("stored_hash", sa.BigInteger, nullable=False),
+    # A hash of what that run computed for them (provenance left out).
+    sa.Column("computed_hash", sa.BigInteger, nullable=False),
+    # The hash functions' version: a hash from another version is never trusted.
+    sa.Column("hash_version", sa.String(50), nullable=False),
+    sa.Column("run_id", sa.BigInteger, nullable=False),
 )
 
 periods = sa.Table(
@@ -179,4 +194,4 @@ validation_failures = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
 )
 
-OWN_TABLES = (runs, period_snapshots, periods, period_events, validation_failures)
+OWN_TABLES = (runs, period_snapshots, user_fingerprints, periods, period_events, validation_failures)

@@ -54,6 +54,7 @@ class RunOutcome:
     recomputed: Recomputed
     watermark: extract.Watermark
     changes: dict
+    users_staged: int
     users_written: int
     rank_history_rows: int
     snapshot_rows: int
@@ -73,6 +74,7 @@ class RunOutcome:
             "dry_run": self.dry_run,
             "watermark": vars(self.watermark),
             "users_computed": state.height,
+            "users_compared": self.users_staged,
             "users_written": self.users_written,
             "changes": self.changes,
             "rank_history_rows": self.rank_history_rows,
@@ -189,6 +191,7 @@ class Written:
     """What one write transaction changed."""
 
     changes: dict
+    users_staged: int
     users_written: int
     rank_history_rows: int
     snapshot_rows: int
@@ -216,10 +219,12 @@ def write_stage(
     """
     table = load.staging_table(run_id)
     with write_connection(db) as connection, UnitOfWork(connection) as uow:
-        load.stage_documents(connection, result, table)
+        staged = load.users_to_stage(connection, result)
+        load.stage_documents(connection, staged, table)
         load.lock_users_to_write(connection, table)
         changes = validate.pending_changes(connection, table)
         written = load.merge_documents(connection, table)
+        load.record_fingerprints(connection, table, run_id)
         history = load.write_rank_history(connection, result, run_id)
         snapshots = load.write_snapshots(connection, result, run_id, is_final=is_final)
         failures = validate.failures_in_transaction(
@@ -229,7 +234,7 @@ def write_stage(
             raise ValidationFailed(run_id, failures)
         if not dry_run:
             uow.commit()
-    return Written(changes, written, history, snapshots)
+    return Written(changes, staged.height, written, history, snapshots)
 
 
 def verify_stage(db: Database, run_id: int) -> None:
@@ -255,7 +260,7 @@ def _run(db, plan, run_id, mode, as_of, period, root_telegram_id, quarantine, is
         with _stage(timings, "verify", progress):
             verify_stage(db, run_id)
         verified = True
-    rows = {"extract": inputs.monthly_volumes.height + inputs.users.height, "compute": result.state.height, "write": result.documents.height}
+    rows = {"extract": inputs.monthly_volumes.height + inputs.users.height, "compute": result.state.height, "write": written.users_staged}
     return RunOutcome(
         run_id=run_id,
         mode=mode,
@@ -267,6 +272,7 @@ def _run(db, plan, run_id, mode, as_of, period, root_telegram_id, quarantine, is
         recomputed=result,
         watermark=watermark,
         changes=written.changes,
+        users_staged=written.users_staged,
         users_written=written.users_written,
         rank_history_rows=written.rank_history_rows,
         snapshot_rows=written.snapshot_rows,

@@ -13,6 +13,7 @@ from datetime import datetime
 import polars as pl
 
 from transforms import json_text as js
+from transforms.fingerprints import fingerprint
 from transforms.ranks import rank_name_of
 from transforms.plan import Plan
 
@@ -26,6 +27,7 @@ DOCUMENT_COLUMNS = [
     "mlm_status",
     "total_volume",
     "rank_rose",
+    "fingerprint",
 ]
 # Keys that say where a totalVolume came from; a document differing only in these is unchanged.
 PROVENANCE_KEYS = ("calculatedAt", "runId", "planVersion", "asOf")
@@ -86,8 +88,8 @@ def branch_lists(user_branches: pl.DataFrame, state: pl.DataFrame) -> pl.DataFra
     )
 
 
-def total_volume(plan: Plan, provenance: Provenance) -> pl.Expr:
-    """The whole ``totalVolume`` document: progress toward the next rank, branches, provenance."""
+def total_volume_core(plan: Plan) -> pl.Expr:
+    """``totalVolume`` without its provenance: progress toward the next rank, and the branches."""
     return js.obj(
         js.member("qualifyingVolume", js.money(pl.col("qualifying_volume_cents"))),
         js.member("fullVolume", js.money(pl.col("full_volume_cents"))),
@@ -97,21 +99,37 @@ def total_volume(plan: Plan, provenance: Provenance) -> pl.Expr:
         js.member("currentRank", js.string(pl.col("rank"))),
         js.member("capLimit", js.money(pl.col("cap_limit_cents"))),
         js.member("branches", pl.col("branches").fill_null(pl.lit("[]"))),
+    )
+
+
+def total_volume(core: pl.Expr, provenance: Provenance) -> pl.Expr:
+    """The whole ``totalVolume`` document: its ``core`` with the provenance members appended."""
+    stamp = js.obj(
         js.member("calculatedAt", js.string(pl.lit(provenance.calculated_at.isoformat()))),
         js.member("runId", pl.lit(str(provenance.run_id))),
         js.member("planVersion", js.string(pl.lit(provenance.plan_version))),
         js.member("asOf", js.string(pl.lit(provenance.as_of.isoformat()))),
     )
+    # "{...core...}" + "{...stamp...}" -> "{...core...,...stamp...}"
+    return pl.concat_str(core.str.head(-1), pl.lit(","), stamp.str.tail(-1))
+
+
+def owned_values_fingerprint() -> pl.Expr:
+    """A hash of everything the write compares: the scalar columns, the owned keys of
+    ``mlmVolumes``/``mlmStatus`` and ``totalVolume`` without provenance (which changes every run)."""
+    return fingerprint("rank", "is_active", "full_volume_cents", "personal_volume_total_cents", "mlm_volumes", "mlm_status", "total_volume_core")
 
 
 def documents(state: pl.DataFrame, user_branches: pl.DataFrame, plan: Plan, provenance: Provenance) -> pl.DataFrame:
-    """What to write for every user: the scalar columns and the three JSON values; one row per user."""
+    """What to write for every user: the scalar columns, the three JSON values and the fingerprint
+    of the owned values; one row per user."""
     return (
         state.join(branch_lists(user_branches, state), left_on="node", right_on="parent_node", how="left")
         .with_columns(
             mlm_volumes=mlm_volumes(),
             mlm_status=mlm_status(provenance.as_of),
-            total_volume=total_volume(plan, provenance),
+            total_volume_core=total_volume_core(plan),
         )
+        .with_columns(total_volume=total_volume(pl.col("total_volume_core"), provenance), fingerprint=owned_values_fingerprint())
         .select(DOCUMENT_COLUMNS)
     )
