@@ -162,6 +162,35 @@ user_fingerprints = sa.Table(
     sa.Column("run_id", sa.BigInteger, nullable=False),
 )
 
+# A memo of the purchases' aggregates per block of purchaseIDs (db.extract); UNLOGGED, derived.
+purchase_blocks = sa.Table(
+    "mlm_purchase_blocks",
+    metadata,
+    sa.Column("block", sa.BigInteger, nullable=False, index=True),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("month", sa.Date, nullable=False),
+    sa.Column("volume_cents", sa.BigInteger, nullable=False),
+    sa.Column("purchases", sa.BigInteger, nullable=False),
+    sa.Column("max_purchase_id", sa.BigInteger, nullable=False),
+    # The block's earliest purchase at or above the pioneer minimum for this user and month.
+    sa.Column("candidate_at_us", sa.BigInteger),
+    sa.Column("candidate_id", sa.BigInteger),
+    prefixes=["UNLOGGED"],
+)
+
+# What each memoized block was computed from: its rows' count and checksum, and the pioneer minimum.
+purchase_block_sums = sa.Table(
+    "mlm_purchase_block_sums",
+    metadata,
+    sa.Column("block", sa.BigInteger, primary_key=True),
+    sa.Column("purchases", sa.BigInteger, nullable=False),
+    sa.Column("bad", sa.BigInteger, nullable=False),
+    sa.Column("max_purchase_id", sa.BigInteger, nullable=False),
+    sa.Column("checksum", sa.BigInteger),
+    sa.Column("candidate_min_cents", sa.BigInteger, nullable=False),
+    prefixes=["UNLOGGED"],
+)
+
 periods = sa.Table(
     "mlm_periods",
     metadata,
@@ -195,3 +224,5 @@ validation_failures = sa.Table(
 )
 
 OWN_TABLES = (runs, period_snapshots, user_fingerprints, periods, period_events, validation_failures)
+# Derived data a run may refresh whatever its outcome (it only memoizes the purchases).
+MEMO_TABLES = (purchase_blocks, purchase_block_sums)

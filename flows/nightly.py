@@ -9,7 +9,7 @@ from prefect import flow
 
 from flows.config import Settings, load_plan
 from flows.context import configured_database
-from flows.pipeline import recorded_run
+from flows.pipeline import recorded_run, remembers_purchases
 from flows.tasks import compute_task, extract_task, report_task, verify_task, write_task
 from transforms.recompute import period_of
 
@@ -24,7 +24,7 @@ def nightly(as_of: datetime | None = None, dry_run: bool = False, quarantine: bo
     period = period_of(as_of)
     with configured_database(settings, quiet=True) as db, tempfile.TemporaryDirectory(prefix="mlm-run-") as folder:
         with recorded_run(db, plan, mode="nightly", period=period, as_of=as_of, dry_run=dry_run, wait=wait) as run:
-            watermark = extract_task(db.uri, plan, as_of, folder)
+            watermark = extract_task(db.uri, plan, as_of, folder, remembers_purchases("nightly", dry_run))
             computed = compute_task(folder, plan, run.run_id, as_of, period, settings.root_telegram_id, quarantine)
             written = write_task(db.uri, folder, plan, run.run_id, watermark, False, dry_run)
             verified = None if dry_run else verify_task(db.uri, run.run_id)

@@ -197,9 +197,17 @@ class Written:
     snapshot_rows: int
 
 
-def extract_stage(db: Database, plan: Plan, as_of: datetime) -> tuple[Inputs, extract.Watermark]:
-    """The run's inputs, read in one snapshot."""
-    return extract.inputs(db, as_of, plan.pioneer_min_purchase_cents)
+def extract_stage(db: Database, plan: Plan, as_of: datetime, *, remember: bool = False) -> tuple[Inputs, extract.Watermark]:
+    """The run's inputs, read in one snapshot; with ``remember``, the purchase blocks that had
+    to be aggregated again are memoized for the next run."""
+    return extract.inputs(db, as_of, plan.pioneer_min_purchase_cents, remember=remember)
+
+
+def remembers_purchases(mode: str, dry_run: bool) -> bool:
+    """Whether a run memoizes the purchase blocks it aggregated: nightly runs, which follow one
+    another with nearby cut-offs. Backfill months run concurrently and would overwrite each
+    other's memo with distant cut-offs; dry runs write nothing."""
+    return mode == "nightly" and not dry_run
 
 
 def compute_stage(
@@ -250,7 +258,7 @@ def verify_stage(db: Database, run_id: int) -> None:
 def _run(db, plan, run_id, mode, as_of, period, root_telegram_id, quarantine, is_final, dry_run, progress) -> RunOutcome:
     timings: dict[str, float] = {}
     with _stage(timings, "extract", progress):
-        inputs, watermark = extract_stage(db, plan, as_of)
+        inputs, watermark = extract_stage(db, plan, as_of, remember=remembers_purchases(mode, dry_run))
     with _stage(timings, "compute", progress):
         result = compute_stage(inputs, plan, run_id=run_id, as_of=as_of, period=period, root_telegram_id=root_telegram_id, quarantine=quarantine)
     with _stage(timings, "write", progress):
