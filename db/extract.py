@@ -69,13 +69,14 @@ WHERE table_schema = current_schema() AND table_name = 'users'
 
 # Purchases are memoized per block of purchaseIDs (mlm_purchase_blocks): a nightly run
 # aggregates again only the blocks whose rows changed, which one cheap pass tells.
-BLOCK_SIZE = 65_536
+BLOCK_BITS = 16
+BLOCK_SIZE = 1 << BLOCK_BITS  # block = purchaseID >> BLOCK_BITS: floor division, negative ids too
 
 # One pass over the purchases up to the cut-off, per block: how many rows, how many bad, the
 # newest purchaseID, and an order-free checksum (XOR of one 64-bit hash per row) of every value
 # the aggregates read. A block whose count and checksum are as memoized has the same aggregates.
 BLOCK_SUMS_SQL = f"""
-SELECT "purchaseID"::bigint / {BLOCK_SIZE} AS block,
+SELECT "purchaseID"::bigint >> {BLOCK_BITS} AS block,
        count(*) AS purchases,
        count(*) FILTER (WHERE "createdAt" IS NULL OR "packPrice" IS NULL OR "packPrice" < 0) AS bad,
        max("purchaseID")::bigint AS max_purchase_id,
@@ -87,13 +88,14 @@ GROUP BY 1
 """
 
 # The valid purchases of some blocks, per block, user and month (its first day), with each
-# group's earliest purchase at or above the pioneer minimum (by time, then purchaseID). The
-# purchaseID range lets the planner read a few recent blocks through the primary key.
-BLOCK_AGGREGATES_SQL = f"""
+# group's earliest purchase at or above the pioneer minimum (by time, then purchaseID).
+# ``{ranges}``: the blocks' purchaseID ranges, which let the planner read a few recent blocks
+# through the primary key (an ``= ANY(blocks)`` test per row would cost more than the sums).
+BLOCK_AGGREGATES_SQL = """
 SELECT block, user_id, month_start::date AS month, volume_cents, purchases, max_purchase_id,
        candidate[1] AS candidate_at_us, candidate[2] AS candidate_id
 FROM (
-    SELECT "purchaseID"::bigint / {BLOCK_SIZE} AS block,
+    SELECT "purchaseID"::bigint >> {block_bits} AS block,
            "userID"::bigint AS user_id,
            date_trunc('month', "createdAt") AS month_start,
            sum(("packPrice" * 100)::bigint)::bigint AS volume_cents,
@@ -102,9 +104,7 @@ FROM (
            min(ARRAY[(extract(epoch FROM "createdAt") * 1000000)::bigint, "purchaseID"::bigint])
                FILTER (WHERE "packPrice" >= $2::numeric) AS candidate
     FROM purchases
-    WHERE "createdAt" < $1::timestamp AND "packPrice" >= 0
-      AND "purchaseID" >= $3::bigint AND "purchaseID" < $4::bigint
-      AND "purchaseID"::bigint / {BLOCK_SIZE} = ANY($5::bigint[])
+    WHERE "createdAt" < $1::timestamp AND "packPrice" >= 0 AND ({ranges})
     GROUP BY 1, 2, 3
 ) AS per_block_user_month
 """
@@ -220,14 +220,24 @@ def stale_blocks(sums: pl.DataFrame, memoized: pl.DataFrame, candidate_min_cents
     return stale, gone
 
 
+def purchase_id_ranges(blocks: list[int]) -> str:
+    """SQL for "purchaseID in one of these blocks", one range per run of consecutive blocks."""
+    runs = pl.DataFrame({"block": sorted(blocks)}, schema={"block": pl.Int64}).with_columns(
+        run=(pl.col("block").diff().fill_null(1) != 1).cum_sum()
+    ).group_by("run").agg(first=pl.col("block").min(), last=pl.col("block").max())
+    return " OR ".join(
+        f'("purchaseID" >= {first * BLOCK_SIZE} AND "purchaseID" < {(last + 1) * BLOCK_SIZE})' for first, last in runs.select("first", "last").sort("first").iter_rows()
+    )
+
+
 def purchase_blocks(cursor, cut_off: str, min_price: str, candidate_min_cents: int) -> PurchaseBlocks:
     """Every block's aggregates: memoized where the block did not change, aggregated again where it did."""
     sums = _frame(cursor, BLOCK_SUMS_SQL, (cut_off,), BLOCK_SUM_COLUMNS)
     memoized = _frame(cursor, MEMOIZED_SUMS_SQL, (), {"block": pl.Int64, "purchases": pl.Int64, "checksum": pl.Int64, "candidate_min_cents": pl.Int64})
     stale, gone = stale_blocks(sums, memoized, candidate_min_cents)
     if stale:
-        first, last = stale[0] * BLOCK_SIZE, (stale[-1] + 1) * BLOCK_SIZE
-        fresh = _frame(cursor, BLOCK_AGGREGATES_SQL, (cut_off, min_price, first, last, _bigint_array(stale)), BLOCK_COLUMNS)
+        statement = BLOCK_AGGREGATES_SQL.format(block_bits=BLOCK_BITS, ranges=purchase_id_ranges(stale))
+        fresh = _frame(cursor, statement, (cut_off, min_price), BLOCK_COLUMNS)
     else:
         fresh = pl.DataFrame(schema=BLOCK_COLUMNS)
     kept = _frame(cursor, MEMOIZED_BLOCKS_SQL, (_bigint_array(stale + gone),), BLOCK_COLUMNS)

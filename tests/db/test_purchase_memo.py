@@ -32,6 +32,7 @@ CHANGES = {
     "a purchase moves before the cut-off": f"""UPDATE purchases SET "createdAt" = '2025-10-19 10:00' WHERE "purchaseID" = {3 * BLOCK_SIZE + 7}""",
     "a block's only purchase is deleted": f"""DELETE FROM purchases WHERE "purchaseID" = {2 * BLOCK_SIZE + 5}""",
     "an earlier pioneer-sized purchase appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES (12, 3, 9000.00, '2025-09-03 09:00')""",
+    "a purchase with a negative id appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES (-5, 2, 20.00, '2025-10-11 10:00')""",
     "a new block appears": f"""INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES ({9 * BLOCK_SIZE}, 3, 10.00, '2025-10-11 10:00')""",
     "two prices swap between users": f"""UPDATE purchases SET "packPrice" = CASE "purchaseID" WHEN 10 THEN 300.00 ELSE 100.00 END
                                         WHERE "purchaseID" IN (10, {BLOCK_SIZE + 2})""",
@@ -66,6 +67,17 @@ def _memo_rows(db) -> tuple[int, int]:
         )
 
 
+def _reference_monthly(db) -> pl.DataFrame:
+    """Monthly volumes the plainest way: one GROUP BY over every valid purchase."""
+    with db.connect_raw() as connection:
+        rows = connection.execute(
+            """SELECT "userID", date_trunc('month', "createdAt")::date, sum(("packPrice" * 100)::bigint)
+               FROM purchases WHERE "createdAt" < %s AND "packPrice" >= 0 GROUP BY 1, 2""",
+            [AS_OF.replace(tzinfo=None)],
+        ).fetchall()
+    return pl.DataFrame(rows, schema={"user_id": pl.Int64, "month": pl.Date, "volume_cents": pl.Int64}, orient="row").sort("user_id", "month")
+
+
 def _assert_same(left, right):
     for a, b in zip(left[:2], right[:2]):
         assert a.equals(b), f"\n{a}\n!=\n{b}"
@@ -82,6 +94,7 @@ def test_what_a_memoized_read_returns_equals_aggregating_from_scratch(platform, 
     _execute(platform, "DELETE FROM mlm_purchase_blocks", "DELETE FROM mlm_purchase_block_sums")
     scratch = _read(platform)
     _assert_same(memoized, scratch)
+    assert memoized[0].equals(_reference_monthly(platform))
     # and the change did change what is read (else this case would prove nothing)
     assert not all(a.equals(b) for a, b in zip(memoized[:2], first[:2])) or memoized[2] != first[2]
 
