@@ -77,18 +77,16 @@ DIFFERS = f"""(   u."rank" IS DISTINCT FROM s.rank
        OR (u."totalVolume"::jsonb - {PROVENANCE}) IS DISTINCT FROM (s.total_volume - {PROVENANCE}))"""
 
 
-# A hash of a user's owned columns exactly as stored (JSON as its text: nothing is parsed).
-# Equal to the hash recorded after the last run compared them means nobody wrote them since.
-STORED_HASH = (
-    "hashtextextended(concat_ws(chr(31), "
-    + ", ".join(f"""COALESCE(u."{c}"::text, '<null>')""" for c in OWNED_USER_COLUMNS)
-    + "), 0)"
-)
+# The users row's version: the id of the transaction that wrote it (xmin). Any UPDATE, by
+# anyone, gives the row a new xmin; freezing keeps it (PostgreSQL >= 9.4). Equal to the version
+# recorded after the last run compared the row means nobody has written it since. A dump and
+# restore changes every xmin, which only makes the next run compare every user once.
+ROW_VERSION = 'u."xmin"::text::bigint'
 
 
 def users_to_stage(connection: psycopg.Connection, recomputed: Recomputed) -> pl.DataFrame:
-    """The documents of the users the write has to look at: every user except those whose stored
-    owned columns are as the last run left them (same stored hash) and whose computed values
+    """The documents of the users the write has to look at: every user except those whose row
+    nobody wrote since the last run compared it (same row version) and whose computed values
     are what that run computed (same fingerprint). For those, stored equals computed already.
 
     The computed fingerprints stay in ``mlm_computed`` for ``record_fingerprints``.
@@ -101,7 +99,7 @@ def users_to_stage(connection: psycopg.Connection, recomputed: Recomputed) -> pl
             LEFT JOIN mlm_user_fingerprints AS f ON f.user_id = c.user_id AND f.hash_version = %(version)s
             LEFT JOIN users AS u ON u."userID" = c.user_id
             WHERE f.user_id IS NULL OR u."userID" IS NULL
-               OR f.computed_hash <> c.fingerprint OR f.stored_hash <> {STORED_HASH}""",
+               OR f.computed_hash <> c.fingerprint OR f.row_version <> {ROW_VERSION}""",
         {"version": HASH_VERSION},
     ).fetchall()
     staged = pl.DataFrame({"user_id": [row[0] for row in ids]}, schema={"user_id": recomputed.documents.schema["user_id"]})
@@ -110,18 +108,18 @@ def users_to_stage(connection: psycopg.Connection, recomputed: Recomputed) -> pl
 
 def record_fingerprints(connection: psycopg.Connection, table: str, run_id: int) -> int:
     """Remember, for every staged user whose stored owned values now equal the computed ones,
-    the hash of what is stored and the fingerprint of what was computed.
+    the row's version and the fingerprint of what was computed.
 
-    Written users are locked until commit, so their hash is of this run's write. For the others
-    the comparison and the hash are taken in this one statement, from the same row version.
+    Written users are locked until commit, so their version is this run's write. For the others
+    the comparison and the version are read in this one statement, from the same row version.
     """
     return connection.execute(
-        f"""INSERT INTO mlm_user_fingerprints AS f (user_id, stored_hash, computed_hash, hash_version, run_id)
-            SELECT s.user_id, {STORED_HASH}, c.fingerprint, %(version)s, %(run_id)s
+        f"""INSERT INTO mlm_user_fingerprints AS f (user_id, row_version, computed_hash, hash_version, run_id)
+            SELECT s.user_id, {ROW_VERSION}, c.fingerprint, %(version)s, %(run_id)s
             FROM {quoted(table)} AS s JOIN users AS u ON u."userID" = s.user_id
             JOIN mlm_computed AS c ON c.user_id = s.user_id
             WHERE s.written OR NOT {DIFFERS}
-            ON CONFLICT (user_id) DO UPDATE SET stored_hash = EXCLUDED.stored_hash, computed_hash = EXCLUDED.computed_hash,
+            ON CONFLICT (user_id) DO UPDATE SET row_version = EXCLUDED.row_version, computed_hash = EXCLUDED.computed_hash,
                 hash_version = EXCLUDED.hash_version, run_id = EXCLUDED.run_id""",
         {"version": HASH_VERSION, "run_id": run_id},
     ).rowcount
@@ -288,7 +286,8 @@ def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_
     rows = changed_snapshot_rows(connection, snapshot_rows(recomputed, run_id, is_final=is_final), recomputed.period)
     copy_frame(connection, "mlm_snapshot_rows", rows)
     values = [c for c in rows.columns if c not in ("period", "user_id")]
-    compared = [c for c in values if c not in ("run_id", "as_of", "fingerprint")]
+    # The fingerprint is compared too: a row stored before fingerprints existed gets its own.
+    compared = [c for c in values if c not in ("run_id", "as_of")]
     return connection.execute(
         f"""INSERT INTO mlm_period_snapshots AS s ({", ".join(rows.columns)})
             SELECT {", ".join(rows.columns)} FROM mlm_snapshot_rows

@@ -153,8 +153,8 @@ user_fingerprints = sa.Table(
     "mlm_user_fingerprints",
     metadata,
     sa.Column("user_id", sa.Integer, primary_key=True),
-    # A hash of the user's owned columns as stored right after the last run that compared them.
-    sa.Column("stored_hash", sa.BigInteger, nullable=False),
+    # The users row's version (its xmin) right after the last run that compared it.
+    sa.Column("row_version", sa.BigInteger, nullable=False),
     # A hash of what that run computed for them (provenance left out).
     sa.Column("computed_hash", sa.BigInteger, nullable=False),
     # The hash functions' version: a hash from another version is never trusted.
@@ -162,30 +162,25 @@ user_fingerprints = sa.Table(
     sa.Column("run_id", sa.BigInteger, nullable=False),
 )
 
-# A memo of the purchases' aggregates per block of purchaseIDs (db.extract); UNLOGGED, derived.
-purchase_blocks = sa.Table(
-    "mlm_purchase_blocks",
+# A memo of the purchases' aggregates per user and month (db.extract); UNLOGGED, derived.
+purchase_months = sa.Table(
+    "mlm_purchase_months",
     metadata,
-    sa.Column("block", sa.BigInteger, nullable=False, index=True),
     sa.Column("user_id", sa.BigInteger, nullable=False),
-    sa.Column("month", sa.Date, nullable=False),
+    sa.Column("month", sa.Date, nullable=False, index=True),
     sa.Column("volume_cents", sa.BigInteger, nullable=False),
-    sa.Column("purchases", sa.BigInteger, nullable=False),
-    sa.Column("max_purchase_id", sa.BigInteger, nullable=False),
-    # The block's earliest purchase at or above the pioneer minimum for this user and month.
+    # The user's earliest purchase that month at or above the pioneer minimum.
     sa.Column("candidate_at_us", sa.BigInteger),
     sa.Column("candidate_id", sa.BigInteger),
     prefixes=["UNLOGGED"],
 )
 
-# What each memoized block was computed from: its rows' count and checksum, and the pioneer minimum.
-purchase_block_sums = sa.Table(
-    "mlm_purchase_block_sums",
+# What each memoized month was computed from: its rows' count and checksum, and the pioneer minimum.
+purchase_month_sums = sa.Table(
+    "mlm_purchase_month_sums",
     metadata,
-    sa.Column("block", sa.BigInteger, primary_key=True),
+    sa.Column("month", sa.Date, primary_key=True),
     sa.Column("purchases", sa.BigInteger, nullable=False),
-    sa.Column("bad", sa.BigInteger, nullable=False),
-    sa.Column("max_purchase_id", sa.BigInteger, nullable=False),
     sa.Column("checksum", sa.BigInteger),
     sa.Column("candidate_min_cents", sa.BigInteger, nullable=False),
     prefixes=["UNLOGGED"],
@@ -225,4 +220,4 @@ validation_failures = sa.Table(
 
 OWN_TABLES = (runs, period_snapshots, user_fingerprints, periods, period_events, validation_failures)
 # Derived data a run may refresh whatever its outcome (it only memoizes the purchases).
-MEMO_TABLES = (purchase_blocks, purchase_block_sums)
+MEMO_TABLES = (purchase_months, purchase_month_sums)

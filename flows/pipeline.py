@@ -198,13 +198,13 @@ class Written:
 
 
 def extract_stage(db: Database, plan: Plan, as_of: datetime, *, remember: bool = False) -> tuple[Inputs, extract.Watermark]:
-    """The run's inputs, read in one snapshot; with ``remember``, the purchase blocks that had
+    """The run's inputs, read in one snapshot; with ``remember``, the purchase months that had
     to be aggregated again are memoized for the next run."""
     return extract.inputs(db, as_of, plan.pioneer_min_purchase_cents, remember=remember)
 
 
 def remembers_purchases(mode: str, dry_run: bool) -> bool:
-    """Whether a run memoizes the purchase blocks it aggregated: nightly runs, which follow one
+    """Whether a run memoizes the purchase months it aggregated: nightly runs, which follow one
     another with nearby cut-offs. Backfill months run concurrently and would overwrite each
     other's memo with distant cut-offs; dry runs write nothing."""
     return mode == "nightly" and not dry_run

@@ -43,7 +43,7 @@ def _log_rate(stage: str, rows: int, started: float) -> None:
 @task(name="extract", **IO_TASK)
 def extract_task(uri: str, plan: Plan, as_of: datetime, folder: str, remember: bool = False) -> dict:
     """Read the inputs in one snapshot into the workspace; the watermark. With ``remember``, the
-    purchase blocks aggregated again are memoized (see ``pipeline.remembers_purchases``)."""
+    purchase months aggregated again are memoized (see ``pipeline.remembers_purchases``)."""
     started = time.perf_counter()
     db = open_database(uri)
     try:

@@ -66,3 +66,18 @@ def test_a_dry_run_records_no_fingerprints(platform):
     nightly(platform, dry_run=True)
     assert _fingerprint_rows(platform) == 0
     assert nightly(platform).users_staged == 3
+
+
+def _freeze(db):
+    with db.connect_raw(autocommit=True) as connection:
+        connection.execute("VACUUM (FREEZE) users")
+
+
+def test_freezing_keeps_row_versions_and_hides_no_change(platform):
+    nightly(platform)
+    _freeze(platform)
+    assert nightly(platform).users_staged == 0  # the frozen rows kept their xmin
+    _execute(platform, """UPDATE users SET "isActive" = NOT "isActive" WHERE "userID" = 2""")
+    _freeze(platform)
+    again = nightly(platform)
+    assert (again.users_staged, again.users_written) == (1, 1)

@@ -1,4 +1,4 @@
-"""The purchase memo: a run reads memoized blocks where nothing changed and aggregates again
+"""The purchase memo: a run reads memoized months where nothing changed and aggregates again
 where anything did; what it reads always equals aggregating every purchase from scratch."""
 
 from __future__ import annotations
@@ -7,35 +7,35 @@ import polars as pl
 import pytest
 
 from db import extract
-from db.extract import BLOCK_SIZE
 from flows.config import load_plan
 
 from tests.db.small_platform import AS_OF, nightly
 
 MIN_CENTS = load_plan().pioneer_min_purchase_cents
 
-# Purchases spread over four blocks of purchaseIDs, two of them pioneer-sized, one after the cut-off.
+# Purchases spread over four months, two of them pioneer-sized, one after the cut-off.
 SPREAD = [
     (10, 2, "100.00", "2025-08-02 10:00"),
     (11, 3, "5000.00", "2025-09-03 10:00"),
-    (BLOCK_SIZE + 1, 3, "5000.00", "2025-09-03 10:00"),
-    (BLOCK_SIZE + 2, 2, "300.00", "2025-10-01 00:00"),
-    (2 * BLOCK_SIZE + 5, 1, "50.00", "2025-10-10 09:00"),
-    (3 * BLOCK_SIZE + 7, 2, "70.00", "2025-10-25 09:00"),
+    (12, 3, "5000.00", "2025-09-03 10:00"),
+    (13, 2, "300.00", "2025-10-01 00:00"),
+    (14, 1, "50.00", "2025-07-10 09:00"),
+    (15, 2, "70.00", "2025-10-25 09:00"),
 ]
 
 CHANGES = {
-    "a price changes in an old block": """UPDATE purchases SET "packPrice" = 150.00 WHERE "purchaseID" = 10""",
-    "a purchase moves to another user": f"""UPDATE purchases SET "userID" = 1 WHERE "purchaseID" = {BLOCK_SIZE + 2}""",
+    "a price changes in an old month": """UPDATE purchases SET "packPrice" = 150.00 WHERE "purchaseID" = 10""",
+    "a purchase moves to another user": """UPDATE purchases SET "userID" = 1 WHERE "purchaseID" = 13""",
     "a purchase moves to another month": """UPDATE purchases SET "createdAt" = '2025-07-30 10:00' WHERE "purchaseID" = 11""",
-    "a purchase moves past the cut-off": f"""UPDATE purchases SET "createdAt" = '2025-11-02 10:00' WHERE "purchaseID" = {2 * BLOCK_SIZE + 5}""",
-    "a purchase moves before the cut-off": f"""UPDATE purchases SET "createdAt" = '2025-10-19 10:00' WHERE "purchaseID" = {3 * BLOCK_SIZE + 7}""",
-    "a block's only purchase is deleted": f"""DELETE FROM purchases WHERE "purchaseID" = {2 * BLOCK_SIZE + 5}""",
-    "an earlier pioneer-sized purchase appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES (12, 3, 9000.00, '2025-09-03 09:00')""",
-    "a purchase with a negative id appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES (-5, 2, 20.00, '2025-10-11 10:00')""",
-    "a new block appears": f"""INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES ({9 * BLOCK_SIZE}, 3, 10.00, '2025-10-11 10:00')""",
-    "two prices swap between users": f"""UPDATE purchases SET "packPrice" = CASE "purchaseID" WHEN 10 THEN 300.00 ELSE 100.00 END
-                                        WHERE "purchaseID" IN (10, {BLOCK_SIZE + 2})""",
+    "a purchase moves past the cut-off": """UPDATE purchases SET "createdAt" = '2025-11-02 10:00' WHERE "purchaseID" = 14""",
+    "a purchase moves before the cut-off": """UPDATE purchases SET "createdAt" = '2025-10-19 10:00' WHERE "purchaseID" = 15""",
+    "a month's only purchase is deleted": """DELETE FROM purchases WHERE "purchaseID" = 14""",
+    "an earlier pioneer-sized purchase appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES (16, 3, 9000.00, '2025-09-03 09:00')""",
+    "a pioneer-sized purchase with the same time and a lower id appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES (-5, 3, 9000.00, '2025-09-03 10:00')""",
+    "a new month appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES (900000, 3, 10.00, '2024-01-11 10:00')""",
+    "two prices swap between users": """UPDATE purchases SET "packPrice" = CASE "purchaseID" WHEN 10 THEN 300.00 ELSE 100.00 END
+                                        WHERE "purchaseID" IN (10, 13)""",
+    "two purchases swap buyers in one month": """UPDATE purchases SET "userID" = CASE "purchaseID" WHEN 1 THEN 3 ELSE 2 END WHERE "purchaseID" IN (1, 2)""",
 }
 
 
@@ -62,8 +62,8 @@ def _read(db, remember=False):
 def _memo_rows(db) -> tuple[int, int]:
     with db.connect_raw() as connection:
         return (
-            connection.execute("SELECT count(*) FROM mlm_purchase_blocks").fetchone()[0],
-            connection.execute("SELECT count(*) FROM mlm_purchase_block_sums").fetchone()[0],
+            connection.execute("SELECT count(*) FROM mlm_purchase_months").fetchone()[0],
+            connection.execute("SELECT count(*) FROM mlm_purchase_month_sums").fetchone()[0],
         )
 
 
@@ -88,10 +88,10 @@ def _assert_same(left, right):
 def test_what_a_memoized_read_returns_equals_aggregating_from_scratch(platform, change):
     _spread(platform)
     first = _read(platform, remember=True)
-    assert _memo_rows(platform)[1] == 3  # block 3's only purchase is after the cut-off
+    assert _memo_rows(platform)[1] == 4  # July to October (the October purchase after the cut-off is not in)
     _execute(platform, CHANGES[change])
     memoized = _read(platform)
-    _execute(platform, "DELETE FROM mlm_purchase_blocks", "DELETE FROM mlm_purchase_block_sums")
+    _execute(platform, "DELETE FROM mlm_purchase_months", "DELETE FROM mlm_purchase_month_sums")
     scratch = _read(platform)
     _assert_same(memoized, scratch)
     assert memoized[0].equals(_reference_monthly(platform))
@@ -99,17 +99,17 @@ def test_what_a_memoized_read_returns_equals_aggregating_from_scratch(platform, 
     assert not all(a.equals(b) for a, b in zip(memoized[:2], first[:2])) or memoized[2] != first[2]
 
 
-def test_only_changed_blocks_are_aggregated_again(platform):
+def test_only_changed_months_are_aggregated_again(platform):
     _spread(platform)
     _read(platform, remember=True)
     with platform.connect_raw() as connection:
-        before = dict(connection.execute("SELECT block, ctid::text FROM mlm_purchase_block_sums").fetchall())
-    _execute(platform, f"""UPDATE purchases SET "packPrice" = 400.00 WHERE "purchaseID" = {BLOCK_SIZE + 2}""")
+        before = dict(connection.execute("SELECT month::text, ctid::text FROM mlm_purchase_month_sums").fetchall())
+    _execute(platform, """UPDATE purchases SET "packPrice" = 400.00 WHERE "purchaseID" = 10""")
     _read(platform, remember=True)
     with platform.connect_raw() as connection:
-        after = dict(connection.execute("SELECT block, ctid::text FROM mlm_purchase_block_sums").fetchall())
+        after = dict(connection.execute("SELECT month::text, ctid::text FROM mlm_purchase_month_sums").fetchall())
     assert set(after) == set(before)
-    assert [b for b in before if before[b] != after[b]] == [1]
+    assert [m for m in before if before[m] != after[m]] == ["2025-08-01"]
 
 
 def test_a_dry_run_leaves_the_memo_alone_and_a_nightly_run_fills_it(platform):
@@ -118,7 +118,7 @@ def test_a_dry_run_leaves_the_memo_alone_and_a_nightly_run_fills_it(platform):
     nightly(platform, mode="backfill")
     assert _memo_rows(platform) == (0, 0)
     nightly(platform)
-    assert _memo_rows(platform) == (2, 1)
+    assert _memo_rows(platform) == (2, 1)  # users 2 and 3 in October
 
 
 def test_a_run_after_an_old_purchase_changed_writes_the_new_totals(platform):
@@ -135,6 +135,6 @@ def test_the_memo_follows_a_change_of_the_pioneer_minimum(platform):
     _read(platform, remember=True)
     inputs, _ = extract.inputs(platform, AS_OF, 100_00)
     assert set(inputs.pioneer_candidates["user_id"]) == {2, 3}
-    _execute(platform, "DELETE FROM mlm_purchase_blocks", "DELETE FROM mlm_purchase_block_sums")
+    _execute(platform, "DELETE FROM mlm_purchase_months", "DELETE FROM mlm_purchase_month_sums")
     scratch, _ = extract.inputs(platform, AS_OF, 100_00)
     assert inputs.pioneer_candidates.sort("user_id").equals(scratch.pioneer_candidates.sort("user_id"))

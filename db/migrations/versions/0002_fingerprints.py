@@ -1,8 +1,8 @@
 """Fingerprints that let a run skip users whose stored and computed values have not moved.
 
-``mlm_user_fingerprints``: per user, a hash of the owned values as stored right after the last
-run that compared them, and a hash of what that run computed. A later run stages a user only
-when either hash differs. ``mlm_period_snapshots.fingerprint``: a hash of a snapshot row's
+``mlm_user_fingerprints``: per user, the row version (``xmin``) of the users row right after
+the last run that compared it, and a hash of what that run computed. A later run stages a user
+only when the row was written since (by anyone) or the computed values moved. ``mlm_period_snapshots.fingerprint``: a hash of a snapshot row's
 values, so an unchanged row is neither sent nor compared again.
 
 Revision ID: 0002
@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "mlm_user_fingerprints",
         sa.Column("user_id", sa.Integer, primary_key=True),
-        sa.Column("stored_hash", sa.BigInteger, nullable=False),
+        sa.Column("row_version", sa.BigInteger, nullable=False),
         sa.Column("computed_hash", sa.BigInteger, nullable=False),
         sa.Column("hash_version", sa.String(50), nullable=False),
         sa.Column("run_id", sa.BigInteger, nullable=False),

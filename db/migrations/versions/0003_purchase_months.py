@@ -1,5 +1,5 @@
-"""A memo of the purchases' aggregates, per block of purchaseIDs, so a nightly run re-reads only
-the blocks whose rows changed instead of aggregating every purchase again.
+"""A memo of the purchases' aggregates per user and calendar month, so a nightly run aggregates
+again only the months whose purchases changed instead of every purchase.
 
 Both tables are UNLOGGED: they are derived data, and after a crash PostgreSQL empties both
 together, which only makes the next run aggregate everything again.
@@ -19,24 +19,19 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
-        "mlm_purchase_blocks",
-        sa.Column("block", sa.BigInteger, nullable=False),
+        "mlm_purchase_months",
         sa.Column("user_id", sa.BigInteger, nullable=False),
         sa.Column("month", sa.Date, nullable=False),
         sa.Column("volume_cents", sa.BigInteger, nullable=False),
-        sa.Column("purchases", sa.BigInteger, nullable=False),
-        sa.Column("max_purchase_id", sa.BigInteger, nullable=False),
         sa.Column("candidate_at_us", sa.BigInteger),
         sa.Column("candidate_id", sa.BigInteger),
         prefixes=["UNLOGGED"],
     )
-    op.create_index("ix_mlm_purchase_blocks_block", "mlm_purchase_blocks", ["block"])
+    op.create_index("ix_mlm_purchase_months_month", "mlm_purchase_months", ["month"])
     op.create_table(
-        "mlm_purchase_block_sums",
-        sa.Column("block", sa.BigInteger, primary_key=True),
+        "mlm_purchase_month_sums",
+        sa.Column("month", sa.Date, primary_key=True),
         sa.Column("purchases", sa.BigInteger, nullable=False),
-        sa.Column("bad", sa.BigInteger, nullable=False),
-        sa.Column("max_purchase_id", sa.BigInteger, nullable=False),
         sa.Column("checksum", sa.BigInteger),
         sa.Column("candidate_min_cents", sa.BigInteger, nullable=False),
         prefixes=["UNLOGGED"],
@@ -44,5 +39,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("mlm_purchase_block_sums")
-    op.drop_table("mlm_purchase_blocks")
+    op.drop_table("mlm_purchase_month_sums")
+    op.drop_table("mlm_purchase_months")
