@@ -74,7 +74,9 @@ DIFFERS = f"""(   u."rank" IS DISTINCT FROM s.rank
        OR u."personalVolumeTotal" IS DISTINCT FROM s.personal_volume_total
        OR u."mlmStatus"::jsonb IS DISTINCT FROM {MERGED_STATUS}
        OR u."mlmVolumes"::jsonb IS DISTINCT FROM {MERGED_VOLUMES}
-       OR (u."totalVolume"::jsonb - {PROVENANCE}) IS DISTINCT FROM (s.total_volume - {PROVENANCE}))"""
+       OR (u."totalVolume"::jsonb - {PROVENANCE}) IS DISTINCT FROM (s.total_volume::jsonb - {PROVENANCE}))"""
+# totalVolume, the largest document, comes last: where anything else already differs, neither
+# its stored nor its staged text is parsed (PostgreSQL stops at the first true term of an OR).
 
 
 # The users row's version: the id of the transaction that wrote it (xmin). Any UPDATE, by
@@ -168,7 +170,7 @@ def stage_documents(connection: psycopg.Connection, documents: pl.DataFrame, tab
                    personal_volume_total numeric(12, 2) NOT NULL,
                    mlm_volumes jsonb NOT NULL,
                    mlm_status jsonb NOT NULL,
-                   total_volume jsonb NOT NULL,
+                   total_volume text NOT NULL, -- written whole: kept as text, parsed only if compared
                    rank_rose boolean NOT NULL,
                    written boolean NOT NULL DEFAULT false)"""
     )

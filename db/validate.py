@@ -25,21 +25,26 @@ from transforms.plan import Plan
 
 TOTAL_VOLUME_KEYS = ("qualifyingVolume", "fullVolume", "requiredForNextRank", "gap", "nextRank", "currentRank", "capLimit", "branches")
 
-# For each owned value: the condition under which the stored one (u) differs from the staged one (s).
-# The stored documents of user ``u``, each parsed once per row (the LATERAL ``d``).
-PARSED = """LATERAL (SELECT u."mlmStatus"::jsonb AS status, u."mlmVolumes"::jsonb AS volumes, u."totalVolume"::jsonb AS total) AS d"""
+# The merged documents of user ``u``, each parsed once per row (``OFFSET 0`` keeps PostgreSQL
+# from inlining the casts into every expression that uses them).
+PARSED = """LATERAL (SELECT u."mlmStatus"::jsonb AS status, u."mlmVolumes"::jsonb AS volumes OFFSET 0) AS d"""
 
-# For each owned value: the condition under which the stored one (u, d) differs from the staged one (s).
-_OWNED_DIFFERENCES = {
-    "rank": 'u."rank" IS DISTINCT FROM s.rank',
-    "isActive": 'u."isActive" IS DISTINCT FROM s.is_active',
-    "fullVolume": 'u."fullVolume" IS DISTINCT FROM s.full_volume',
-    "teamVolumeTotal": 'u."teamVolumeTotal" IS DISTINCT FROM s.full_volume',
-    "personalVolumeTotal": 'u."personalVolumeTotal" IS DISTINCT FROM s.personal_volume_total',
-    "mlmStatus": "NOT COALESCE(d.status @> s.mlm_status, false)",
-    "mlmVolumes": "NOT COALESCE(d.volumes @> s.mlm_volumes, false)",
-    "totalVolume": f"(d.total - {PROVENANCE}) IS DISTINCT FROM (s.total_volume - {PROVENANCE})",
-}
+
+def _owned_differences(total_volume_type: str) -> dict[str, str]:
+    """For each owned value: the condition under which the stored one (u, d) differs from the
+    staged one (s), for written users. ``totalVolume`` is written whole, so it is compared whole:
+    in a ``json`` column as the very text written (json keeps its input), nothing parsed."""
+    total = 'u."totalVolume"::text IS DISTINCT FROM s.total_volume' if total_volume_type == "json" else 'u."totalVolume" IS DISTINCT FROM s.total_volume::jsonb'
+    return {
+        "rank": 'u."rank" IS DISTINCT FROM s.rank',
+        "isActive": 'u."isActive" IS DISTINCT FROM s.is_active',
+        "fullVolume": 'u."fullVolume" IS DISTINCT FROM s.full_volume',
+        "teamVolumeTotal": 'u."teamVolumeTotal" IS DISTINCT FROM s.full_volume',
+        "personalVolumeTotal": 'u."personalVolumeTotal" IS DISTINCT FROM s.personal_volume_total',
+        "mlmStatus": "NOT COALESCE(d.status @> s.mlm_status, false)",
+        "mlmVolumes": "NOT COALESCE(d.volumes @> s.mlm_volumes, false)",
+        "totalVolume": total,
+    }
 
 
 def _named(conditions: dict[str, str]) -> str:
@@ -55,11 +60,12 @@ def _committed_mismatches(connection: psycopg.Connection, table: str) -> list[di
     """Written users (marked in the staging table) whose stored owned values differ from the
     staged ones, naming the values. Users not written were compared equal inside the
     transaction: that comparison is what decided not to write them."""
-    statement = f"""SELECT s.user_id, CASE WHEN u."userID" IS NULL THEN 'user row is gone' ELSE {_named(_OWNED_DIFFERENCES)} END
+    owned = _owned_differences(json_column_types(connection)["totalVolume"])
+    statement = f"""SELECT s.user_id, CASE WHEN u."userID" IS NULL THEN 'user row is gone' ELSE {_named(owned)} END
             FROM {quoted(table)} AS s
             LEFT JOIN users AS u ON u."userID" = s.user_id
             LEFT JOIN {PARSED} ON true
-            WHERE s.written AND (u."userID" IS NULL OR {" OR ".join(_OWNED_DIFFERENCES.values())})"""
+            WHERE s.written AND (u."userID" IS NULL OR {" OR ".join(owned.values())})"""
     return [
         {"user_id": user_id, "check_name": "stored_equals_computed", "detail": f"stored differs from computed: {what}"}
         for user_id, what in _rows(connection, statement)
@@ -70,17 +76,21 @@ def _written_row_failures(connection: psycopg.Connection, table: str, plan: Plan
     """Every written user read back once (each document parsed once): owned values equal the
     staged ones, nothing it does not own moved, the rank did not fall, the documents are objects."""
     untouched = untouched_digest(connection)
+    types = json_column_types(connection)
+    owned = _owned_differences(types["totalVolume"])
     foreign = {
         "mlmStatus": f"(COALESCE(d.status, '{{}}') - {STATUS_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_status, '{{}}') - {STATUS_KEYS})",
         "mlmVolumes": f"(COALESCE(d.volumes, '{{}}') - {VOLUME_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_volumes, '{{}}') - {VOLUME_KEYS})",
         "columns the recompute does not own": f"{untouched} IS DISTINCT FROM b.untouched",
     }
     fell = 'array_position(%(ranks)s::text[], u."rank") < array_position(%(ranks)s::text[], COALESCE(b.rank, %(entry)s))'
-    not_objects = " OR ".join(f"jsonb_typeof(d.{doc}) IS DISTINCT FROM 'object'" for doc in ("status", "volumes", "total"))
+    total_type = "json_typeof" if types["totalVolume"] == "json" else "jsonb_typeof"
+    not_objects = " OR ".join(f"jsonb_typeof(d.{doc}) IS DISTINCT FROM 'object'" for doc in ("status", "volumes"))
+    not_objects += f""" OR {total_type}(u."totalVolume") IS DISTINCT FROM 'object'"""
     found = _rows(
         connection,
         f"""SELECT user_id, owned, foreign_keys, fell, b_rank, rank, not_objects FROM (
-                SELECT b.user_id, {_named(_OWNED_DIFFERENCES)} AS owned, {_named(foreign)} AS foreign_keys,
+                SELECT b.user_id, {_named(owned)} AS owned, {_named(foreign)} AS foreign_keys,
                        {fell} AS fell, b.rank AS b_rank, u."rank" AS rank, ({not_objects}) AS not_objects
                 FROM mlm_before AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id
                 JOIN users AS u ON u."userID" = b.user_id, {PARSED}) AS checked
@@ -191,7 +201,7 @@ def pending_changes(connection: psycopg.Connection, table: str) -> dict:
         "personalVolumeTotal": "b.personal_volume_total IS DISTINCT FROM s.personal_volume_total",
         **{f"mlmStatus.{k}": f"s.mlm_status ? '{k}' AND (b.mlm_status -> '{k}') IS DISTINCT FROM (s.mlm_status -> '{k}')" for k in OWNED_STATUS_KEYS},
         **{f"mlmVolumes.{k}": f"(b.mlm_volumes -> '{k}') IS DISTINCT FROM (s.mlm_volumes -> '{k}')" for k in OWNED_VOLUME_KEYS},
-        **{f"totalVolume.{k}": f"(b.total_volume -> '{k}') IS DISTINCT FROM (s.total_volume -> '{k}')" for k in TOTAL_VOLUME_KEYS},
+        **{f"totalVolume.{k}": f"(b.total_volume -> '{k}') IS DISTINCT FROM (t.total -> '{k}')" for k in TOTAL_VOLUME_KEYS},
         "mlmStatus (was NULL)": "b.mlm_status IS NULL",
         "mlmVolumes (was NULL)": "b.mlm_volumes IS NULL",
         "totalVolume (was NULL)": "b.total_volume IS NULL",
@@ -201,7 +211,8 @@ def pending_changes(connection: psycopg.Connection, table: str) -> dict:
                    COALESCE(sum(abs(s.full_volume - COALESCE(b.full_volume, 0))), 0)::text,
                    COALESCE(max(abs(s.full_volume - COALESCE(b.full_volume, 0))), 0)::text,
                    COALESCE(sum(abs(s.personal_volume_total - COALESCE(b.personal_volume_total, 0))), 0)::text
-            FROM mlm_before AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id"""
+            FROM mlm_before AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id,
+                 LATERAL (SELECT s.total_volume::jsonb AS total OFFSET 0) AS t"""
     row = connection.execute(statement).fetchone()
     by_key = {name: value for name, value in zip(counts, row[1:]) if value}
     rank_rises = dict(
