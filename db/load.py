@@ -74,9 +74,9 @@ DIFFERS = f"""(   u."rank" IS DISTINCT FROM s.rank
        OR u."personalVolumeTotal" IS DISTINCT FROM s.personal_volume_total
        OR u."mlmStatus"::jsonb IS DISTINCT FROM {MERGED_STATUS}
        OR u."mlmVolumes"::jsonb IS DISTINCT FROM {MERGED_VOLUMES}
-       OR (u."totalVolume"::jsonb - {PROVENANCE}) IS DISTINCT FROM (s.total_volume::jsonb - {PROVENANCE}))"""
-# totalVolume, the largest document, comes last: where anything else already differs, neither
-# its stored nor its staged text is parsed (PostgreSQL stops at the first true term of an OR).
+       OR (u."totalVolume"::jsonb - {PROVENANCE}) IS DISTINCT FROM (s.total_volume - {PROVENANCE}))"""
+# totalVolume, the largest document, comes last: where anything else already differs, its
+# stored text is not parsed (PostgreSQL stops at the first true term of an OR).
 
 
 # The users row's version: the id of the transaction that wrote it (xmin). Any UPDATE, by
@@ -117,10 +117,13 @@ def record_fingerprints(connection: psycopg.Connection, table: str, run_id: int)
     """
     return connection.execute(
         f"""INSERT INTO mlm_user_fingerprints AS f (user_id, row_version, computed_hash, hash_version, run_id)
+            SELECT w.user_id, w.row_version, c.fingerprint, %(version)s, %(run_id)s
+            FROM {quoted(written_table(table))} AS w JOIN mlm_computed AS c ON c.user_id = w.user_id
+            UNION ALL
             SELECT s.user_id, {ROW_VERSION}, c.fingerprint, %(version)s, %(run_id)s
             FROM {quoted(table)} AS s JOIN users AS u ON u."userID" = s.user_id
             JOIN mlm_computed AS c ON c.user_id = s.user_id
-            WHERE s.written OR NOT {DIFFERS}
+            WHERE NOT EXISTS (SELECT FROM {quoted(written_table(table))} AS w WHERE w.user_id = s.user_id) AND NOT {DIFFERS}
             ON CONFLICT (user_id) DO UPDATE SET row_version = EXCLUDED.row_version, computed_hash = EXCLUDED.computed_hash,
                 hash_version = EXCLUDED.hash_version, run_id = EXCLUDED.run_id""",
         {"version": HASH_VERSION, "run_id": run_id},
@@ -129,6 +132,12 @@ def record_fingerprints(connection: psycopg.Connection, table: str, run_id: int)
 
 def staging_table(run_id: int) -> str:
     return f"mlm_staging_{run_id}"
+
+
+def written_table(table: str) -> str:
+    """The table of the users a run wrote, next to its staging table and outliving the commit
+    with it: the verification after commit re-reads exactly these."""
+    return f"{table}_written"
 
 
 _STAGING_NAME = re.compile(r"^mlm_[a-z0-9_]+$")
@@ -170,9 +179,8 @@ def stage_documents(connection: psycopg.Connection, documents: pl.DataFrame, tab
                    personal_volume_total numeric(12, 2) NOT NULL,
                    mlm_volumes jsonb NOT NULL,
                    mlm_status jsonb NOT NULL,
-                   total_volume text NOT NULL, -- written whole: kept as text, parsed only if compared
-                   rank_rose boolean NOT NULL,
-                   written boolean NOT NULL DEFAULT false)"""
+                   total_volume jsonb NOT NULL,
+                   rank_rose boolean NOT NULL)"""
     )
     staged = documents.select(
         "user_id",
@@ -210,26 +218,38 @@ def lock_users_to_write(connection: psycopg.Connection, table: str) -> int:
     return locked
 
 
+def create_written_table(connection: psycopg.Connection, table: str) -> None:
+    """``written_table(table)``: user_id and the row version its write gave the row."""
+    connection.execute(f"CREATE UNLOGGED TABLE {quoted(written_table(table))} (user_id integer PRIMARY KEY, row_version bigint NOT NULL)")
+
+
 def merge_documents(connection: psycopg.Connection, table: str) -> int:
-    """Write the locked users: owned keys replaced, every other key kept; returns how many."""
+    """Write the locked users: owned keys replaced, every other key kept; returns how many.
+
+    The written users and their new row versions go into ``written_table(table)`` (created by
+    ``create_written_table``) from the UPDATE's own RETURNING, so nothing has to find them again.
+    """
     types = json_column_types(connection)
     status, volumes, total = (types[c] for c in JSON_COLUMNS)
-    written = connection.execute(
-        f"""UPDATE users AS u SET
-                "rank" = s.rank,
-                "isActive" = s.is_active,
-                "fullVolume" = s.full_volume,
-                "teamVolumeTotal" = s.full_volume,
-                "personalVolumeTotal" = s.personal_volume_total,
-                "mlmStatus" = ({MERGED_STATUS})::{status},
-                "mlmVolumes" = ({MERGED_VOLUMES})::{volumes},
-                "totalVolume" = s.total_volume::{total}
-            FROM {quoted(table)} AS s JOIN mlm_before AS b ON b.user_id = s.user_id
-            WHERE u."userID" = s.user_id"""
+    written = quoted(written_table(table))
+    count = connection.execute(
+        f"""WITH merged AS (
+                UPDATE users AS u SET
+                    "rank" = s.rank,
+                    "isActive" = s.is_active,
+                    "fullVolume" = s.full_volume,
+                    "teamVolumeTotal" = s.full_volume,
+                    "personalVolumeTotal" = s.personal_volume_total,
+                    "mlmStatus" = ({MERGED_STATUS})::{status},
+                    "mlmVolumes" = ({MERGED_VOLUMES})::{volumes},
+                    "totalVolume" = s.total_volume::{total}
+                FROM {quoted(table)} AS s JOIN mlm_before AS b ON b.user_id = s.user_id
+                WHERE u."userID" = s.user_id
+                RETURNING u."userID", {ROW_VERSION})
+            INSERT INTO {written} SELECT * FROM merged"""
     ).rowcount
-    # Mark them in the staging table, which outlives the commit, for the verification.
-    connection.execute(f"UPDATE {quoted(table)} AS s SET written = true FROM mlm_before AS b WHERE b.user_id = s.user_id")
-    return written
+    connection.execute(f"ANALYZE {written}")
+    return count
 
 
 def write_rank_history(connection: psycopg.Connection, recomputed: Recomputed, run_id: int) -> int:
@@ -299,7 +319,7 @@ def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_
 
 
 def drop_staging(connection: psycopg.Connection, table: str) -> None:
-    connection.execute(f"DROP TABLE IF EXISTS {quoted(table)}")
+    connection.execute(f"DROP TABLE IF EXISTS {quoted(table)}, {quoted(written_table(table))}")
 
 
 def drop_abandoned_staging(connection: psycopg.Connection) -> list[str]:

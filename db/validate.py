@@ -20,7 +20,7 @@ import psycopg
 
 from db.connection import Database
 from db.extract import naive_utc
-from db.load import PROVENANCE, json_column_types, quoted, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
+from db.load import PROVENANCE, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
 from transforms.plan import Plan
 
 TOTAL_VOLUME_KEYS = ("qualifyingVolume", "fullVolume", "requiredForNextRank", "gap", "nextRank", "currentRank", "capLimit", "branches")
@@ -33,8 +33,9 @@ PARSED = """LATERAL (SELECT u."mlmStatus"::jsonb AS status, u."mlmVolumes"::json
 def _owned_differences(total_volume_type: str) -> dict[str, str]:
     """For each owned value: the condition under which the stored one (u, d) differs from the
     staged one (s), for written users. ``totalVolume`` is written whole, so it is compared whole:
-    in a ``json`` column as the very text written (json keeps its input), nothing parsed."""
-    total = 'u."totalVolume"::text IS DISTINCT FROM s.total_volume' if total_volume_type == "json" else 'u."totalVolume" IS DISTINCT FROM s.total_volume::jsonb'
+    in a ``json`` column as the very text written (json keeps its input: the staged document's
+    text), so the stored one is not parsed."""
+    total = 'u."totalVolume"::text IS DISTINCT FROM s.total_volume::text' if total_volume_type == "json" else 'u."totalVolume" IS DISTINCT FROM s.total_volume'
     return {
         "rank": 'u."rank" IS DISTINCT FROM s.rank',
         "isActive": 'u."isActive" IS DISTINCT FROM s.is_active',
@@ -62,10 +63,10 @@ def _committed_mismatches(connection: psycopg.Connection, table: str) -> list[di
     transaction: that comparison is what decided not to write them."""
     owned = _owned_differences(json_column_types(connection)["totalVolume"])
     statement = f"""SELECT s.user_id, CASE WHEN u."userID" IS NULL THEN 'user row is gone' ELSE {_named(owned)} END
-            FROM {quoted(table)} AS s
+            FROM {quoted(written_table(table))} AS w JOIN {quoted(table)} AS s ON s.user_id = w.user_id
             LEFT JOIN users AS u ON u."userID" = s.user_id
             LEFT JOIN {PARSED} ON true
-            WHERE s.written AND (u."userID" IS NULL OR {" OR ".join(owned.values())})"""
+            WHERE u."userID" IS NULL OR {" OR ".join(owned.values())}"""
     return [
         {"user_id": user_id, "check_name": "stored_equals_computed", "detail": f"stored differs from computed: {what}"}
         for user_id, what in _rows(connection, statement)
@@ -201,7 +202,7 @@ def pending_changes(connection: psycopg.Connection, table: str) -> dict:
         "personalVolumeTotal": "b.personal_volume_total IS DISTINCT FROM s.personal_volume_total",
         **{f"mlmStatus.{k}": f"s.mlm_status ? '{k}' AND (b.mlm_status -> '{k}') IS DISTINCT FROM (s.mlm_status -> '{k}')" for k in OWNED_STATUS_KEYS},
         **{f"mlmVolumes.{k}": f"(b.mlm_volumes -> '{k}') IS DISTINCT FROM (s.mlm_volumes -> '{k}')" for k in OWNED_VOLUME_KEYS},
-        **{f"totalVolume.{k}": f"(b.total_volume -> '{k}') IS DISTINCT FROM (t.total -> '{k}')" for k in TOTAL_VOLUME_KEYS},
+        **{f"totalVolume.{k}": f"(b.total_volume -> '{k}') IS DISTINCT FROM (s.total_volume -> '{k}')" for k in TOTAL_VOLUME_KEYS},
         "mlmStatus (was NULL)": "b.mlm_status IS NULL",
         "mlmVolumes (was NULL)": "b.mlm_volumes IS NULL",
         "totalVolume (was NULL)": "b.total_volume IS NULL",
@@ -211,8 +212,7 @@ def pending_changes(connection: psycopg.Connection, table: str) -> dict:
                    COALESCE(sum(abs(s.full_volume - COALESCE(b.full_volume, 0))), 0)::text,
                    COALESCE(max(abs(s.full_volume - COALESCE(b.full_volume, 0))), 0)::text,
                    COALESCE(sum(abs(s.personal_volume_total - COALESCE(b.personal_volume_total, 0))), 0)::text
-            FROM mlm_before AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id,
-                 LATERAL (SELECT s.total_volume::jsonb AS total OFFSET 0) AS t"""
+            FROM mlm_before AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id"""
     row = connection.execute(statement).fetchone()
     by_key = {name: value for name, value in zip(counts, row[1:]) if value}
     rank_rises = dict(

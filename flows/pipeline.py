@@ -231,6 +231,7 @@ def write_stage(
         load.stage_documents(connection, staged, table)
         load.lock_users_to_write(connection, table)
         changes = validate.pending_changes(connection, table)
+        load.create_written_table(connection, table)
         written = load.merge_documents(connection, table)
         load.record_fingerprints(connection, table, run_id)
         history = load.write_rank_history(connection, result, run_id)
