@@ -108,22 +108,25 @@ def users_to_stage(connection: psycopg.Connection, recomputed: Recomputed) -> pl
     return recomputed.documents.join(staged, on="user_id", how="semi")
 
 
-def record_fingerprints(connection: psycopg.Connection, table: str, run_id: int) -> int:
+def record_fingerprints(connection: psycopg.Connection, table: str, run_id: int, *, all_written: bool = False) -> int:
     """Remember, for every staged user whose stored owned values now equal the computed ones,
     the row's version and the fingerprint of what was computed.
 
     Written users are locked until commit, so their version is this run's write. For the others
     the comparison and the version are read in this one statement, from the same row version.
     """
-    return connection.execute(
-        f"""INSERT INTO mlm_user_fingerprints AS f (user_id, row_version, computed_hash, hash_version, run_id)
-            SELECT w.user_id, w.row_version, c.fingerprint, %(version)s, %(run_id)s
-            FROM {quoted(written_table(table))} AS w JOIN mlm_computed AS c ON c.user_id = w.user_id
+    # ``all_written``: every staged user was written, so no other row needs looking at.
+    compared_equal = f"""
             UNION ALL
             SELECT s.user_id, {ROW_VERSION}, c.fingerprint, %(version)s, %(run_id)s
             FROM {quoted(table)} AS s JOIN users AS u ON u."userID" = s.user_id
             JOIN mlm_computed AS c ON c.user_id = s.user_id
-            WHERE NOT EXISTS (SELECT FROM {quoted(written_table(table))} AS w WHERE w.user_id = s.user_id) AND NOT {DIFFERS}
+            WHERE NOT EXISTS (SELECT FROM {quoted(written_table(table))} AS w WHERE w.user_id = s.user_id) AND NOT {DIFFERS}"""
+    return connection.execute(
+        f"""INSERT INTO mlm_user_fingerprints AS f (user_id, row_version, computed_hash, hash_version, run_id)
+            SELECT w.user_id, w.row_version, c.fingerprint, %(version)s, %(run_id)s
+            FROM {quoted(written_table(table))} AS w JOIN mlm_computed AS c ON c.user_id = w.user_id
+            {"" if all_written else compared_equal}
             ON CONFLICT (user_id) DO UPDATE SET row_version = EXCLUDED.row_version, computed_hash = EXCLUDED.computed_hash,
                 hash_version = EXCLUDED.hash_version, run_id = EXCLUDED.run_id""",
         {"version": HASH_VERSION, "run_id": run_id},

@@ -167,7 +167,9 @@ purchase_months = sa.Table(
     "mlm_purchase_months",
     metadata,
     sa.Column("user_id", sa.BigInteger, nullable=False),
-    sa.Column("month", sa.Date, nullable=False, index=True),
+    # No index: the memo is read whole, and replacing a month scans it once (an index would
+    # cost more on every fill than it saves on the delete).
+    sa.Column("month", sa.Date, nullable=False),
     sa.Column("volume_cents", sa.BigInteger, nullable=False),
     # The user's earliest purchase that month at or above the pioneer minimum.
     sa.Column("candidate_at_us", sa.BigInteger),

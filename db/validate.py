@@ -20,7 +20,7 @@ import psycopg
 
 from db.connection import Database
 from db.extract import naive_utc
-from db.load import PROVENANCE, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
+from db.load import PROVENANCE, ROW_VERSION, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
 from transforms.plan import Plan
 
 TOTAL_VOLUME_KEYS = ("qualifyingVolume", "fullVolume", "requiredForNextRank", "gap", "nextRank", "currentRank", "capLimit", "branches")
@@ -58,12 +58,20 @@ def _rows(connection: psycopg.Connection, statement, params=None) -> list[tuple]
 
 
 def _committed_mismatches(connection: psycopg.Connection, table: str) -> list[dict]:
-    """Written users (marked in the staging table) whose stored owned values differ from the
-    staged ones, naming the values. Users not written were compared equal inside the
-    transaction: that comparison is what decided not to write them."""
+    """Written users whose stored owned values now differ from the staged ones, naming the values.
+
+    A row whose version (xmin) is still the one this run's UPDATE gave it is, byte for byte, the
+    row the in-transaction validation read back and proved; only rows whose version moved (a
+    commit that did not keep the write, or anyone writing since) are parsed and compared again.
+    Users not written were compared equal inside the transaction: that is why they were not.
+    """
     owned = _owned_differences(json_column_types(connection)["totalVolume"])
-    statement = f"""SELECT s.user_id, CASE WHEN u."userID" IS NULL THEN 'user row is gone' ELSE {_named(owned)} END
-            FROM {quoted(written_table(table))} AS w JOIN {quoted(table)} AS s ON s.user_id = w.user_id
+    written = quoted(written_table(table))
+    statement = f"""WITH moved AS MATERIALIZED (
+                SELECT w.user_id FROM {written} AS w LEFT JOIN users AS u ON u."userID" = w.user_id
+                WHERE u."userID" IS NULL OR {ROW_VERSION} <> w.row_version)
+            SELECT s.user_id, CASE WHEN u."userID" IS NULL THEN 'user row is gone' ELSE {_named(owned)} END
+            FROM moved AS m JOIN {quoted(table)} AS s ON s.user_id = m.user_id
             LEFT JOIN users AS u ON u."userID" = s.user_id
             LEFT JOIN {PARSED} ON true
             WHERE u."userID" IS NULL OR {" OR ".join(owned.values())}"""
@@ -111,8 +119,8 @@ def _written_row_failures(connection: psycopg.Connection, table: str, plan: Plan
     return failures
 
 
-# Purchases summed per written user, in integer cents (numeric sums are slow). Few written users:
-# each one's purchases through the userID index. Many: one pass over all purchases is cheaper.
+# Purchases summed per written user, in integer cents (numeric sums are slow), through the
+# userID index: cheap for the few users a nightly run writes.
 _BOUGHT_PER_USER = """SELECT w.user_id, b.cents FROM mlm_before AS w, LATERAL (
            SELECT sum(("packPrice" * 100)::bigint) AS cents FROM purchases
            WHERE "userID" = w.user_id AND "createdAt" < %(as_of)s::timestamp AND "packPrice" >= 0 AND "purchaseID" <= %(max_id)s) AS b"""
@@ -120,21 +128,33 @@ _BOUGHT_IN_ONE_PASS = """SELECT "userID" AS user_id, sum(("packPrice" * 100)::bi
            WHERE "createdAt" < %(as_of)s::timestamp AND "packPrice" >= 0 AND "purchaseID" <= %(max_id)s
              AND "userID" IN (SELECT user_id FROM mlm_before)
            GROUP BY 1"""
-# Above this many written users, one pass (measured: 27k users through the index took 0.5 s,
-# one pass over 10M purchases 5.5 s).
-_ONE_PASS_FROM = 200_000
+# For many written users (a first run), grouping every purchase by user costs ~30 s at 10M
+# purchases; comparing the two grand totals costs one pass without grouping (~4 s), and only
+# when they differ are the users found and named.
+_TOTALS = """SELECT (SELECT COALESCE(sum(("packPrice" * 100)::bigint), 0) FROM purchases
+                     WHERE "createdAt" < %(as_of)s::timestamp AND "packPrice" >= 0 AND "purchaseID" <= %(max_id)s
+                       AND "userID" IN (SELECT user_id FROM mlm_before)),
+                    (SELECT COALESCE(sum((u."personalVolumeTotal" * 100)::bigint), 0) FROM users AS u
+                     JOIN mlm_before AS w ON w.user_id = u."userID")"""
+_PER_USER_UP_TO = 200_000
 
 
 def _volume_not_conserved(connection: psycopg.Connection, table: str, as_of: datetime, max_purchase_id: int | None) -> list[dict]:
-    """Stored personal totals that differ from the user's purchases (as of the extract's watermark)."""
+    """Stored personal totals of written users that differ from their purchases (as of the
+    extract's watermark). Many written users: checked by grand total first (see ``_TOTALS``)."""
+    params = {"as_of": naive_utc(as_of), "max_id": max_purchase_id or 0}
     written = connection.execute("SELECT count(*) FROM mlm_before").fetchone()[0]
-    bought = _BOUGHT_IN_ONE_PASS if written >= _ONE_PASS_FROM else _BOUGHT_PER_USER
+    if written > _PER_USER_UP_TO:
+        bought, stored = connection.execute(_TOTALS, params).fetchone()
+        if bought == stored:
+            return []
+    bought = _BOUGHT_PER_USER if written <= _PER_USER_UP_TO else _BOUGHT_IN_ONE_PASS
     statement = f"""WITH bought AS ({bought})
            SELECT s.user_id, u."personalVolumeTotal"::text, (COALESCE(b.cents, 0) / 100.0)::numeric(15, 2)::text
            FROM {quoted(table)} AS s JOIN mlm_before AS w ON w.user_id = s.user_id
            JOIN users AS u ON u."userID" = s.user_id LEFT JOIN bought AS b ON b.user_id = s.user_id
            WHERE (u."personalVolumeTotal" * 100)::bigint IS DISTINCT FROM COALESCE(b.cents, 0)"""
-    found = _rows(connection, statement, {"as_of": naive_utc(as_of), "max_id": max_purchase_id or 0})
+    found = _rows(connection, statement, params)
     return [
         {"user_id": u, "check_name": "volume_conserved", "detail": f"personalVolumeTotal {stored} but purchases sum to {bought}"}
         for u, stored, bought in found

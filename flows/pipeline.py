@@ -233,7 +233,7 @@ def write_stage(
         changes = validate.pending_changes(connection, table)
         load.create_written_table(connection, table)
         written = load.merge_documents(connection, table)
-        load.record_fingerprints(connection, table, run_id)
+        load.record_fingerprints(connection, table, run_id, all_written=written == staged.height)
         history = load.write_rank_history(connection, result, run_id)
         snapshots = load.write_snapshots(connection, result, run_id, is_final=is_final)
         failures = validate.failures_in_transaction(

@@ -27,7 +27,6 @@ def upgrade() -> None:
         sa.Column("candidate_id", sa.BigInteger),
         prefixes=["UNLOGGED"],
     )
-    op.create_index("ix_mlm_purchase_months_month", "mlm_purchase_months", ["month"])
     op.create_table(
         "mlm_purchase_month_sums",
         sa.Column("month", sa.Date, primary_key=True),
