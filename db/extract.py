@@ -163,8 +163,9 @@ WORK_MEM = "256MB"
 
 
 @contextlib.contextmanager
-def snapshot(db: Database, *, keep: bool = False):
-    """An ADBC cursor inside one REPEATABLE READ transaction: every read sees the same instant.
+def snapshot(db: Database, *, keep: bool = False, imported: str | None = None):
+    """An ADBC cursor inside one REPEATABLE READ transaction: every read sees the same instant
+    (with ``imported``, the instant another transaction exported by ``pg_export_snapshot()``).
 
     The transaction is rolled back at the end, unless ``keep`` asks to commit what it wrote
     (the memoized purchase months; nothing else is ever written here).
@@ -174,6 +175,8 @@ def snapshot(db: Database, *, keep: bool = False):
         committed = False
         try:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            if imported:
+                cursor.execute(f"SET TRANSACTION SNAPSHOT {_literal(imported)}")
             cursor.execute("SET LOCAL TIME ZONE 'UTC'")
             # Enough memory to aggregate purchases by hash in one pass; with the default 4 MB
             # the planner walks the userID index instead, several times slower.

@@ -277,11 +277,16 @@ def write_rank_history(connection: psycopg.Connection, recomputed: Recomputed, r
 SNAPSHOT_MONEY = ["personal_volume_total_cents", "monthly_pv_cents", "full_volume_cents", "qualifying_volume_cents"]
 
 
-def snapshot_rows(recomputed: Recomputed, run_id: int, *, is_final: bool) -> pl.DataFrame:
-    """The period's snapshot rows as ``mlm_period_snapshots`` columns, with the fingerprint of
-    their values (not of the run that wrote them); one row per user."""
+def snapshot_values(recomputed: Recomputed, *, is_final: bool) -> pl.DataFrame:
+    """The period's snapshot values (money in cents) with the fingerprint of those values (not
+    of the run that writes them); one row per user."""
     values = recomputed.snapshots.with_columns(is_final=pl.lit(is_final))
-    rows = cents_as_decimal_text(values.with_columns(fingerprint=fingerprint(*values.columns)), SNAPSHOT_MONEY)
+    return values.with_columns(fingerprint=fingerprint(*values.columns))
+
+
+def snapshot_text(values: pl.DataFrame, recomputed: Recomputed, run_id: int) -> pl.DataFrame:
+    """``snapshot_values`` rows as ``mlm_period_snapshots`` columns, money as exact decimal text."""
+    rows = cents_as_decimal_text(values, SNAPSHOT_MONEY)
     return rows.rename({c: c.removesuffix("_cents") for c in SNAPSHOT_MONEY}).with_columns(
         period=pl.lit(recomputed.period),
         run_id=pl.lit(run_id),
@@ -289,10 +294,15 @@ def snapshot_rows(recomputed: Recomputed, run_id: int, *, is_final: bool) -> pl.
     )
 
 
-def changed_snapshot_rows(connection: psycopg.Connection, rows: pl.DataFrame, period: str) -> pl.DataFrame:
-    """The ``rows`` whose fingerprint differs from the stored row's (or that have none stored)."""
+def snapshot_rows(recomputed: Recomputed, run_id: int, *, is_final: bool) -> pl.DataFrame:
+    """The period's snapshot rows as ``mlm_period_snapshots`` columns; one row per user."""
+    return snapshot_text(snapshot_values(recomputed, is_final=is_final), recomputed, run_id)
+
+
+def changed_snapshot_values(connection: psycopg.Connection, values: pl.DataFrame, period: str) -> pl.DataFrame:
+    """The ``values`` whose fingerprint differs from the stored row's (or that have none stored)."""
     connection.execute("CREATE TEMP TABLE mlm_snapshot_fingerprints (user_id integer NOT NULL, fingerprint bigint NOT NULL) ON COMMIT DROP")
-    copy_frame(connection, "mlm_snapshot_fingerprints", rows.select("user_id", "fingerprint"))
+    copy_frame(connection, "mlm_snapshot_fingerprints", values.select("user_id", "fingerprint"))
     connection.execute("ANALYZE mlm_snapshot_fingerprints")
     ids = connection.execute(
         """SELECT f.user_id FROM mlm_snapshot_fingerprints AS f
@@ -300,15 +310,16 @@ def changed_snapshot_rows(connection: psycopg.Connection, rows: pl.DataFrame, pe
            WHERE s.fingerprint IS DISTINCT FROM f.fingerprint""",
         [period],
     ).fetchall()
-    changed = pl.DataFrame({"user_id": [row[0] for row in ids]}, schema={"user_id": rows.schema["user_id"]})
-    return rows.join(changed, on="user_id", how="semi")
+    changed = pl.DataFrame({"user_id": [row[0] for row in ids]}, schema={"user_id": values.schema["user_id"]})
+    return values.join(changed, on="user_id", how="semi")
 
 
 def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_id: int, *, is_final: bool) -> int:
     """Upsert the period's snapshot rows; rows whose values did not change are not sent again
     (same fingerprint) nor rewritten (same values)."""
     connection.execute("CREATE TEMP TABLE mlm_snapshot_rows (LIKE mlm_period_snapshots) ON COMMIT DROP")
-    rows = changed_snapshot_rows(connection, snapshot_rows(recomputed, run_id, is_final=is_final), recomputed.period)
+    changed = changed_snapshot_values(connection, snapshot_values(recomputed, is_final=is_final), recomputed.period)
+    rows = snapshot_text(changed, recomputed, run_id)
     copy_frame(connection, "mlm_snapshot_rows", rows)
     values = [c for c in rows.columns if c not in ("period", "user_id")]
     # The fingerprint is compared too: a row stored before fingerprints existed gets its own.

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from db import readback
@@ -234,3 +235,18 @@ def test_the_flow_publishes_the_report(platform, prefect_server, monkeypatch, tm
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["mlm-audit"])))
     assert artifacts and "## Drift: stored against recomputed" in artifacts[0].data
+
+
+def test_findings_checked_in_two_halves_equal_one_pass(platform):
+    from db import audit
+    from db.extract import snapshot
+
+    plan = load_plan()
+    with snapshot(platform) as cursor:
+        whole = audit.structure_findings(cursor, plan)
+    halves = audit.stored_snapshot(platform, plan).findings
+    assert audit.structure_compliance(halves) == audit.structure_compliance(whole)
+    ordered = ["column", "section", "kind", "key", "found", "expected"]
+    assert halves.filter(pl.col("section") != "counts").sort(ordered, nulls_last=True).equals(
+        whole.filter(pl.col("section") != "counts").sort(ordered, nulls_last=True)
+    )
