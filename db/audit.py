@@ -386,6 +386,7 @@ SELECT u."userID"::bigint AS user_id,
 FROM users AS u,
      LATERAL (SELECT u."mlmVolumes"::jsonb AS doc OFFSET 0) AS v,  -- parsed once per user (see structure_sql)
      LATERAL (SELECT u."mlmStatus"::jsonb AS doc OFFSET 0) AS s
+WHERE {{part}}
 """
 
 STORED_COLUMNS = {
@@ -424,9 +425,10 @@ DRIFT_BUCKETS = (
 )
 
 
-def stored_values(cursor) -> pl.DataFrame:
-    """What is stored, as the drift compares it: one row per user (STORED_COLUMNS), money in cents."""
-    cursor.execute(STORED_SQL)
+def stored_values(cursor, part: str = "true") -> pl.DataFrame:
+    """What is stored, as the drift compares it: one row per user (STORED_COLUMNS; those ``part``
+    chooses), money in cents."""
+    cursor.execute(STORED_SQL.replace("{part}", part))
     return pl.from_arrow(cursor.fetch_arrow_table()).cast(STORED_COLUMNS)
 
 
@@ -439,10 +441,13 @@ class Stored:
     values: pl.DataFrame
 
 
-def _structure_half_in(db: Database, plan: Plan, exported: str) -> pl.DataFrame:
-    """The odd userIDs' findings, on a second connection reading the exported snapshot."""
+EVEN, ODD = 'u."userID" % 2 = 0', 'u."userID" % 2 = 1'
+
+
+def _odd_half_in(db: Database, plan: Plan, exported: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The odd userIDs' findings and stored values, on a second connection reading the exported snapshot."""
     with snapshot(db, imported=exported) as cursor:
-        return structure_findings(cursor, plan, 'u."userID" % 2 = 1')
+        return structure_findings(cursor, plan, ODD), stored_values(cursor, ODD)
 
 
 def stored_snapshot(db: Database, plan: Plan) -> Stored:
@@ -450,17 +455,16 @@ def stored_snapshot(db: Database, plan: Plan) -> Stored:
 
     Parsing six documents per user is the audit's largest cost (measured ~60 s at 1M users), and
     PostgreSQL runs one statement on one core: the even and odd userIDs are checked on two
-    connections that share the snapshot, and their findings merged.
+    connections that share the snapshot, and their findings merged; so are the stored values.
     """
     with snapshot(db) as cursor:
         cursor.execute("SELECT pg_export_snapshot()")
         exported = cursor.fetchone()[0]
         with ThreadPoolExecutor(max_workers=1) as pool:
-            odd = pool.submit(_structure_half_in, db, plan, exported)
-            even = structure_findings(cursor, plan, 'u."userID" % 2 = 0')
-            values = stored_values(cursor)
-            findings = merged_findings([even, odd.result()])
-    return Stored(findings=findings, values=values)
+            odd = pool.submit(_odd_half_in, db, plan, exported)
+            even_findings, even_values = structure_findings(cursor, plan, EVEN), stored_values(cursor, EVEN)
+            odd_findings, odd_values = odd.result()
+    return Stored(findings=merged_findings([even_findings, odd_findings]), values=pl.concat([even_values, odd_values]).sort("user_id"))
 
 
 def compared_users(stored: pl.DataFrame, recomputed: pl.DataFrame) -> pl.DataFrame:
