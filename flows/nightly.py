@@ -38,6 +38,7 @@ def nightly(as_of: datetime | None = None, dry_run: bool = False, quarantine: bo
                 "plan_version": plan.version,
                 "watermark": watermark,
                 "users_computed": computed["users"],
+                "users_compared": written["users_staged"],
                 "users_written": written["users_written"],
                 "changes": written["changes"],
                 "rank_history_rows": written["rank_history_rows"],

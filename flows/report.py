@@ -204,6 +204,7 @@ def _md_users(summary: dict) -> list[str]:
     changes = summary.get("changes") or {}
     facts = [
         ("users computed", _count(summary.get("users_computed")), "users_computed" in summary),
+        ("users compared with what is stored", _count(summary.get("users_compared")), "users_compared" in summary),
         ("users with a changed value", _count(changes.get("users")), "users" in changes),
         (f"users {_written(summary)}", _count(summary.get("users_written")), "users_written" in summary),
         ("rank history rows", _count(summary.get("rank_history_rows")), "rank_history_rows" in summary),
@@ -318,7 +319,8 @@ def _term_counts(summary: dict) -> list[str]:
             f"{_count(mark.get('user_count'))} users",
         )
     if "users_computed" in summary or "users_written" in summary:
-        lines += _labelled("users", f"{_count(summary.get('users_computed'))} computed, {_count(summary.get('users_written'))} {_written(summary)}")
+        compared = f"{_count(summary.get('users_compared'))} compared, " if "users_compared" in summary else ""
+        lines += _labelled("users", f"{_count(summary.get('users_computed'))} computed, {compared}{_count(summary.get('users_written'))} {_written(summary)}")
     if changes:
         lines += _labelled(
             "volume moved",

@@ -225,7 +225,7 @@ def test_a_real_run_stored_in_the_ledger_renders(db):
     lines = summary_lines(stored)
     assert lines[0].startswith(f"run {outcome.run_id} succeeded: period 2025-10")
     assert "  inputs:         2 purchases (newest purchaseID 2), 3 users" in lines
-    assert "  users:          3 computed, 3 written" in lines
+    assert "  users:          3 computed, 3 compared, 3 written" in lines
     assert max(len(line) for line in lines) <= WIDTH
     text = summary_markdown(stored)
     assert "verified: stored equals computed" in text and "| extract |" in text
