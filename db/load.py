@@ -324,12 +324,15 @@ def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_
     values = [c for c in rows.columns if c not in ("period", "user_id")]
     # The fingerprint is compared too: a row stored before fingerprints existed gets its own.
     compared = [c for c in values if c not in ("run_id", "as_of")]
-    return connection.execute(
+    upserted = connection.execute(
         f"""INSERT INTO mlm_period_snapshots AS s ({", ".join(rows.columns)})
             SELECT {", ".join(rows.columns)} FROM mlm_snapshot_rows
             ON CONFLICT (period, user_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in values)}
             WHERE {" OR ".join(f"s.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared)}"""
     ).rowcount
+    # A backfill writes several periods in one transaction: leave no scratch table behind.
+    connection.execute("DROP TABLE mlm_snapshot_rows, mlm_snapshot_fingerprints")
+    return upserted
 
 
 def drop_staging(connection: psycopg.Connection, table: str) -> None:

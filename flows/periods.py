@@ -235,7 +235,6 @@ def _write_backfill(db, plan: Plan, results: dict[str, Recomputed], run_id: int,
     with write_connection(db) as connection, UnitOfWork(connection) as uow:
         for result in carried.values():
             rows += write_snapshots(connection, result, run_id, is_final=False)
-            connection.execute("DROP TABLE mlm_snapshot_rows")
         if not dry_run:
             uow.commit()
     return rows
