@@ -3,8 +3,9 @@
 This is the only module that names the platform's source tables for reading. Everything is read
 through ADBC (Arrow, columnar) inside one REPEATABLE READ transaction, so users, purchases and the
 watermark all describe the same instant. Aggregation happens in SQL where it shrinks the data:
-purchases arrive per user and month, not per row. JSON columns are read through ``::jsonb`` so
-``json`` and ``jsonb`` columns behave the same.
+purchases arrive per user and month, not per row, and from a memo of earlier runs for every
+month whose purchases did not change (one checksum pass tells which did). JSON columns are read
+so that ``json`` and ``jsonb`` columns behave the same.
 """
 
 from __future__ import annotations
