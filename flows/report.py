@@ -15,7 +15,9 @@ from transforms.problems import KINDS
 WIDTH = 100  # the terminal renderings never exceed this many columns
 IDS_SHOWN = 20  # ids listed before "and N more"
 LABEL = 16  # width of the label column of summary_lines
-STAGES = ("extract", "compute", "load", "validate", "verify")
+# The pipeline's stages in the order they run ("write" is load and validate in one transaction;
+# the two older names are kept for summaries recorded before).
+STAGES = ("extract", "compute", "write", "load", "validate", "verify")
 
 
 # --- small values ---------------------------------------------------------------------------
@@ -152,7 +154,7 @@ def _verdict(summary: dict) -> str:
     if summary.get("problems") or status == "refused":
         return "refused: bad input, nothing written"
     if verified is True:
-        return "verified: stored equals computed (re-read from a new connection after commit)"
+        return "verified: stored equals computed (re-read from a new connection after commit, by row version)"
     if verified is False:
         return "verification FAILED after commit: the data was written; see the run's failures"
     if status == "failed" and "validation failed before commit" in (summary.get("error") or ""):
