@@ -40,6 +40,16 @@ class Watermark:
 PIONEER_KEYS = ("hasPioneerBonus", "pioneerGrantedAt", "pioneerPurchaseId")
 
 
+def may_hold_keys(column: str, keys: tuple[str, ...], *, is_json: bool) -> str:
+    """SQL that is true for every document in ``column`` that can have one of ``keys`` at its
+    top level, without parsing it: a ``json`` column's text names the key as written, unless
+    it is spelt with \\u escapes (those documents count too); ``jsonb`` tests the keys directly.
+    Used to parse only the few documents that matter."""
+    if is_json:
+        return " OR ".join(f"strpos({column}::text, '{k}') > 0" for k in keys) + f" OR strpos({column}::text, '\\u') > 0"
+    return f"""{column} ?| ARRAY[{", ".join(f"'{k}'" for k in keys)}]"""
+
+
 def users_sql(column_types: dict[str, str]) -> str:
     """The users query. A document's JSON type comes from ``json_typeof``, which reads the first
     character of a ``json`` column instead of parsing it. ``mlmStatus`` is parsed only where it
@@ -49,11 +59,7 @@ def users_sql(column_types: dict[str, str]) -> str:
     def type_of(column: str) -> str:
         return f'{"json_typeof" if is_json[column] else "jsonb_typeof"}(u."{column}")'
 
-    if is_json["mlmStatus"]:
-        # A key is in the text as written, unless spelt with \u escapes: those are parsed too.
-        may_hold = " OR ".join(f"strpos(u.\"mlmStatus\"::text, '{k}') > 0" for k in PIONEER_KEYS) + """ OR strpos(u."mlmStatus"::text, '\\u') > 0"""
-    else:
-        may_hold = f"""u."mlmStatus" ?| ARRAY[{", ".join(f"'{k}'" for k in PIONEER_KEYS)}]"""
+    may_hold = may_hold_keys('u."mlmStatus"', PIONEER_KEYS, is_json=is_json["mlmStatus"])
     return f"""
 SELECT u."userID"::bigint AS user_id,
        u."telegramID"::bigint AS telegram_id,

@@ -86,6 +86,12 @@ DIFFERS = f"""(   u."rank" IS DISTINCT FROM s.rank
 ROW_VERSION = 'u."xmin"::text::bigint'
 
 
+def rows_of_users(frame: pl.DataFrame, ids: list[tuple]) -> pl.DataFrame:
+    """The rows of ``frame`` whose user_id is among ``ids`` (rows of one column, as fetched)."""
+    chosen = pl.DataFrame({"user_id": [row[0] for row in ids]}, schema={"user_id": frame.schema["user_id"]})
+    return frame.join(chosen, on="user_id", how="semi")
+
+
 def users_to_stage(connection: psycopg.Connection, recomputed: Recomputed) -> pl.DataFrame:
     """The documents of the users the write has to look at: every user except those whose row
     nobody wrote since the last run compared it (same row version) and whose computed values
@@ -104,8 +110,7 @@ def users_to_stage(connection: psycopg.Connection, recomputed: Recomputed) -> pl
                OR f.computed_hash <> c.fingerprint OR f.row_version <> {ROW_VERSION}""",
         {"version": HASH_VERSION},
     ).fetchall()
-    staged = pl.DataFrame({"user_id": [row[0] for row in ids]}, schema={"user_id": recomputed.documents.schema["user_id"]})
-    return recomputed.documents.join(staged, on="user_id", how="semi")
+    return rows_of_users(recomputed.documents, ids)
 
 
 def record_fingerprints(connection: psycopg.Connection, table: str, run_id: int, *, all_written: bool = False) -> int:
@@ -310,8 +315,7 @@ def changed_snapshot_values(connection: psycopg.Connection, values: pl.DataFrame
            WHERE s.fingerprint IS DISTINCT FROM f.fingerprint""",
         [period],
     ).fetchall()
-    changed = pl.DataFrame({"user_id": [row[0] for row in ids]}, schema={"user_id": values.schema["user_id"]})
-    return values.join(changed, on="user_id", how="semi")
+    return rows_of_users(values, ids)
 
 
 def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_id: int, *, is_final: bool) -> int:

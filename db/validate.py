@@ -19,7 +19,7 @@ from datetime import datetime
 import psycopg
 
 from db.connection import Database
-from db.extract import naive_utc
+from db.extract import may_hold_keys, naive_utc
 from db.load import PROVENANCE, ROW_VERSION, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
 from transforms.plan import Plan
 
@@ -163,11 +163,7 @@ def _volume_not_conserved(connection: psycopg.Connection, table: str, as_of: dat
 
 def _pioneer_failures(connection: psycopg.Connection, plan: Plan, root_user_id: int | None) -> list[dict]:
     # Only documents that mention the key are parsed (in json text; jsonb tests it directly).
-    mentions = (
-        """strpos("mlmStatus"::text, 'hasPioneerBonus') > 0 OR strpos("mlmStatus"::text, '\\u') > 0"""
-        if json_column_types(connection).get("mlmStatus") == "json"
-        else """"mlmStatus"::jsonb ? 'hasPioneerBonus'"""
-    )
+    mentions = may_hold_keys('"mlmStatus"', ("hasPioneerBonus",), is_json=json_column_types(connection).get("mlmStatus") == "json")
     pioneers = _rows(
         connection,
         f"""SELECT "userID", status ->> 'pioneerNumber' FROM (
