@@ -2,7 +2,8 @@
 
 This is the only module that names the platform's source tables for reading. Everything is read
 through ADBC (Arrow, columnar) inside one REPEATABLE READ transaction, so users, purchases and the
-watermark all describe the same instant. Aggregation happens in SQL where it shrinks the data:
+watermark all describe the same instant (two connections share it: PostgreSQL runs a statement
+on one core, the machine has two). Aggregation happens in SQL where it shrinks the data:
 purchases arrive per user and month, not per row, and from a memo of earlier runs for every
 month whose purchases did not change (one checksum pass tells which did). JSON columns are read
 so that ``json`` and ``jsonb`` columns behave the same.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
@@ -30,11 +32,13 @@ from transforms.recompute import (
 
 @dataclass(frozen=True)
 class Watermark:
-    """What the snapshot contained: the newest purchase and the row counts before the cut-off."""
+    """What the snapshot contained: the newest purchase and the row counts before the cut-off,
+    and the total of the valid purchases before it (cents; every buyer, known or not)."""
 
     max_purchase_id: int | None
     purchase_count: int
     user_count: int
+    purchase_volume_cents: int | None = None
 
 
 PIONEER_KEYS = ("hasPioneerBonus", "pioneerGrantedAt", "pioneerPurchaseId")
@@ -88,15 +92,18 @@ WHERE table_schema = current_schema() AND table_name = 'users'
 # the months whose purchases changed (a nightly run: the current one), which one cheap pass tells.
 
 # One pass over the purchases up to the cut-off, per month of ``createdAt`` (NULL: rows without
-# a time): how many rows, how many bad, the newest purchaseID, and an order-free checksum (XOR
-# of one 64-bit hash per row) of every value the aggregates read. A month whose count and
-# checksum are as memoized has the same aggregates.
+# a time): how many rows, how many bad, the newest purchaseID, an order-free checksum (XOR of one
+# 64-bit hash per row) of every value the aggregates read, and the valid purchases' total in
+# cents. A month whose count and checksum are as memoized has the same aggregates. The totals
+# are summed apart from the per-user aggregates, so validation can check the stored personal
+# totals against them.
 MONTH_SUMS_SQL = """
-SELECT month_start::date AS month, purchases, bad, max_purchase_id, checksum
+SELECT month_start::date AS month, purchases, bad, max_purchase_id, checksum, volume_cents
 FROM (
     SELECT date_trunc('month', "createdAt") AS month_start,
            count(*) AS purchases,
            count(*) FILTER (WHERE "createdAt" IS NULL OR "packPrice" IS NULL OR "packPrice" < 0) AS bad,
+           sum(("packPrice" * 100)::bigint) FILTER (WHERE "createdAt" IS NOT NULL AND "packPrice" >= 0)::bigint AS volume_cents,
            max("purchaseID")::bigint AS max_purchase_id,
            bit_xor(hashint8extended("purchaseID"::bigint, hashint8extended(COALESCE("userID"::bigint, -1),
                hash_numeric_extended(COALESCE("packPrice", -1), timestamp_hash_extended(COALESCE("createdAt", '-infinity'), 0))))) AS checksum
@@ -130,7 +137,7 @@ FROM mlm_purchase_months WHERE month <> ALL($1::date[])
 """
 
 MONTH_COLUMNS = {"user_id": pl.Int64, "month": pl.Date, "volume_cents": pl.Int64, "candidate_at_us": pl.Int64, "candidate_id": pl.Int64}
-MONTH_SUM_COLUMNS = {"month": pl.Date, "purchases": pl.Int64, "bad": pl.Int64, "max_purchase_id": pl.Int64, "checksum": pl.Int64}
+MONTH_SUM_COLUMNS = {"month": pl.Date, "purchases": pl.Int64, "bad": pl.Int64, "max_purchase_id": pl.Int64, "checksum": pl.Int64, "volume_cents": pl.Int64}
 MEMOIZED_SUM_COLUMNS = {"month": pl.Date, "purchases": pl.Int64, "checksum": pl.Int64, "candidate_min_cents": pl.Int64}
 
 
@@ -262,19 +269,68 @@ def created_at_ranges(months: list[date]) -> str:
     return " OR ".join(f"""("createdAt" >= '{first}' AND "createdAt" < '{end}')""" for first, end in runs.select("first", "last").iter_rows())
 
 
-def purchase_months(cursor, cut_off: str, min_price: str, candidate_min_cents: int) -> PurchaseMonths:
-    """Every month's aggregates: memoized where the month did not change, aggregated again where it did."""
+def balanced_halves(sums: pl.DataFrame, months: list[date]) -> tuple[list[date], list[date]]:
+    """``months`` in two groups of about as many purchases each (by the month sums), largest
+    month first into the lighter group; the second group is empty for fewer than two months."""
+    counts = dict(sums.filter(pl.col("month").is_in(months)).select("month", "purchases").iter_rows())
+    halves: tuple[list[date], list[date]] = ([], [])
+    loads = [0, 0]
+    for month in sorted(months, key=lambda m: -counts.get(m, 0)):
+        lighter = 0 if loads[0] <= loads[1] else 1
+        halves[lighter].append(month)
+        loads[lighter] += counts.get(month, 0)
+    return sorted(halves[0]), sorted(halves[1])
+
+
+def _aggregated(cursor, months: list[date], cut_off: str, min_price: str) -> pl.DataFrame:
+    """The purchases of ``months``, aggregated per user and month in SQL."""
+    if not months:
+        return pl.DataFrame(schema=MONTH_COLUMNS)
+    statement = MONTH_AGGREGATES_SQL.format(ranges=created_at_ranges(months))
+    return _frame(cursor, statement, (cut_off, min_price), MONTH_COLUMNS)
+
+
+def purchase_months(cursor, cut_off: str, min_price: str, candidate_min_cents: int, helper: "Helper | None" = None) -> PurchaseMonths:
+    """Every month's aggregates: memoized where the month did not change, aggregated again where
+    it did. With a ``helper`` (a second connection in the same snapshot), the months to aggregate
+    are split between the two connections, which the server runs on two cores."""
     sums = _frame(cursor, MONTH_SUMS_SQL, (cut_off,), MONTH_SUM_COLUMNS)
     memoized = _frame(cursor, MEMOIZED_SUMS_SQL, (), MEMOIZED_SUM_COLUMNS)
     stale, gone = stale_months(sums, memoized, candidate_min_cents)
-    if stale:
-        statement = MONTH_AGGREGATES_SQL.format(ranges=created_at_ranges(stale))
-        fresh = _frame(cursor, statement, (cut_off, min_price), MONTH_COLUMNS)
-    else:
-        fresh = pl.DataFrame(schema=MONTH_COLUMNS)
+    mine, theirs = balanced_halves(sums, stale) if helper else (stale, [])
+    other = helper.submit(_aggregated, theirs, cut_off, min_price) if theirs else None
     kept = _frame(cursor, MEMOIZED_MONTHS_SQL, (_date_array(stale + gone),), MONTH_COLUMNS)
+    fresh = _aggregated(cursor, mine, cut_off, min_price)
+    if other is not None:
+        fresh = pl.concat([fresh, other.result()])
     rows = pl.concat([kept, fresh.select(kept.columns)]) if fresh.height else kept
     return PurchaseMonths(sums=sums, rows=rows, fresh=fresh, fresh_months=stale, gone_months=gone)
+
+
+class Helper:
+    """A second connection reading the same snapshot as the caller's, with one thread to run
+    reads on it: ``submit(fn, *args)`` runs ``fn(helper_cursor, *args)`` and returns a future."""
+
+    def __init__(self, pool: ThreadPoolExecutor, cursor):
+        self._pool, self._cursor = pool, cursor
+
+    def submit(self, fn, *args):
+        return self._pool.submit(fn, self._cursor, *args)
+
+
+@contextlib.contextmanager
+def helper_in_snapshot(db: Database, cursor):
+    """A :class:`Helper` on a second connection that imports ``cursor``'s snapshot."""
+    cursor.execute("SELECT pg_export_snapshot()")
+    exported = cursor.fetchone()[0]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The import runs on the helper's own thread, like every later read on that connection.
+        opened = contextlib.ExitStack()
+        helper_cursor = pool.submit(lambda: opened.enter_context(snapshot(db, imported=exported))).result()
+        try:
+            yield Helper(pool, helper_cursor)
+        finally:
+            pool.submit(opened.close).result()
 
 
 def remember_months(cursor, months: PurchaseMonths, candidate_min_cents: int) -> None:
@@ -312,11 +368,13 @@ def inputs(db: Database, as_of: datetime, pioneer_min_purchase_cents: int, *, re
     """
     cut_off = naive_utc(as_of)
     min_price = f"{pioneer_min_purchase_cents // 100}.{pioneer_min_purchase_cents % 100:02d}"
-    with snapshot(db, keep=remember) as cursor:
+    with snapshot(db, keep=remember) as cursor, helper_in_snapshot(db, cursor) as helper:
         cursor.execute(COLUMN_TYPES_SQL)
         column_types = dict(cursor.fetchall())
-        users = _frame(cursor, users_sql(column_types), (), USER_INPUT_COLUMNS)
-        months = purchase_months(cursor, cut_off, min_price, pioneer_min_purchase_cents)
+        # The users are read on the helper while this connection takes the month sums.
+        reading_users = helper.submit(_frame, users_sql(column_types), (), USER_INPUT_COLUMNS)
+        months = purchase_months(cursor, cut_off, min_price, pioneer_min_purchase_cents, helper)
+        users = reading_users.result()
         monthly = months.rows
         candidates = pioneer_candidates(months.rows, users).cast(CANDIDATE_COLUMNS)
         # Bad rows are rare: look for them only when the month sums counted some.
@@ -333,6 +391,7 @@ def inputs(db: Database, as_of: datetime, pioneer_min_purchase_cents: int, *, re
         max_purchase_id=months.sums["max_purchase_id"].max(),
         purchase_count=int(months.sums["purchases"].sum()),
         user_count=users.height,
+        purchase_volume_cents=int(months.sums["volume_cents"].sum()),
     )
     read = Inputs(
         users=users,

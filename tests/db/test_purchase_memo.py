@@ -3,6 +3,8 @@ where anything did; what it reads always equals aggregating every purchase from 
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 import pytest
 
@@ -138,3 +140,30 @@ def test_the_memo_follows_a_change_of_the_pioneer_minimum(platform):
     _execute(platform, "DELETE FROM mlm_purchase_months", "DELETE FROM mlm_purchase_month_sums")
     scratch, _ = extract.inputs(platform, AS_OF, 100_00)
     assert inputs.pioneer_candidates.sort("user_id").equals(scratch.pioneer_candidates.sort("user_id"))
+
+
+def test_the_watermark_totals_every_valid_purchase_up_to_the_cut_off(platform):
+    _spread(platform)
+    _execute(
+        platform,
+        """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES
+               (20, 2, -5.00, '2025-09-01 10:00'), (21, 2, 7.00, NULL), (22, 99, 11.00, '2025-09-01 10:00')""",
+    )
+    with platform.connect_raw() as connection:
+        expected = connection.execute(
+            """SELECT sum(("packPrice" * 100)::bigint) FROM purchases WHERE "createdAt" < %s AND "packPrice" >= 0""",
+            [AS_OF.replace(tzinfo=None)],
+        ).fetchone()[0]
+    assert extract.inputs(platform, AS_OF, MIN_CENTS)[1].purchase_volume_cents == expected
+
+
+def test_months_are_split_between_two_connections_by_their_purchases():
+    sums = pl.DataFrame(
+        {"month": [date(2025, m, 1) for m in (6, 7, 8, 9, 10)], "purchases": [50, 10, 40, 30, 20]},
+        schema_overrides={"purchases": pl.Int64},
+    )
+    mine, theirs = extract.balanced_halves(sums, [date(2025, m, 1) for m in (6, 7, 8, 9, 10)])
+    assert sorted(mine + theirs) == [date(2025, m, 1) for m in (6, 7, 8, 9, 10)]
+    counts = dict(sums.iter_rows())
+    assert abs(sum(counts[m] for m in mine) - sum(counts[m] for m in theirs)) <= 10
+    assert extract.balanced_halves(sums, [date(2025, 6, 1)]) == ([date(2025, 6, 1)], [])
