@@ -3,7 +3,7 @@
 The platform lost writes because it changed JSON values in place through the ORM. Here nothing
 is changed in place: the computed documents are COPYed into a staging table and merged into
 ``users`` by one UPDATE, where ``stored || owned`` keeps every key the recompute does not own.
-The rows to write are first locked and their prior values kept (``mlm_before``), so a client
+The rows to write are first locked and their prior values kept (``before_table``), so a client
 that writes a foreign key mid-run either commits before the lock (and its key is merged) or
 waits until the run commits; and validation can prove afterwards that nothing else changed.
 
@@ -142,6 +142,15 @@ def staging_table(run_id: int) -> str:
     return f"mlm_staging_{run_id}"
 
 
+def before_table(table: str) -> str:
+    """The prior values of the users a run is about to write, next to its staging table. A
+    regular unlogged table, not a temporary one, so that PostgreSQL may scan it with parallel
+    workers (it cannot for a temporary table), which the validation's reads over every written
+    user need on a first run; created and dropped inside the write transaction, so it never
+    outlives it, whether the run commits, rolls back or dies."""
+    return f"{table}_before"
+
+
 def written_table(table: str) -> str:
     """The table of the users a run wrote, next to its staging table and outliving the commit
     with it: the verification after commit re-reads exactly these."""
@@ -206,13 +215,14 @@ def stage_documents(connection: psycopg.Connection, documents: pl.DataFrame, tab
 
 
 def lock_users_to_write(connection: psycopg.Connection, table: str) -> int:
-    """Lock the users whose owned values differ, keeping their prior values in ``mlm_before``.
+    """Lock the users whose owned values differ, keeping their prior values in ``before_table``.
 
     From here until commit nobody else can change those rows, so what validation compares
     against is exactly what the UPDATE replaced.
     """
+    before = quoted(before_table(table))
     locked = connection.execute(
-        f"""CREATE TEMP TABLE mlm_before ON COMMIT DROP AS
+        f"""CREATE UNLOGGED TABLE {before} AS
             SELECT u."userID" AS user_id, u."rank" AS rank, u."isActive" AS is_active,
                    u."fullVolume" AS full_volume, u."personalVolumeTotal" AS personal_volume_total,
                    u."mlmStatus"::jsonb AS mlm_status, u."mlmVolumes"::jsonb AS mlm_volumes,
@@ -221,9 +231,14 @@ def lock_users_to_write(connection: psycopg.Connection, table: str) -> int:
             WHERE {DIFFERS}
             FOR NO KEY UPDATE OF u"""
     ).rowcount
-    connection.execute("ALTER TABLE mlm_before ADD PRIMARY KEY (user_id)")
-    connection.execute("ANALYZE mlm_before")
+    connection.execute(f"ALTER TABLE {before} ADD PRIMARY KEY (user_id)")
+    connection.execute(f"ANALYZE {before}")
     return locked
+
+
+def drop_before(connection: psycopg.Connection, table: str) -> None:
+    """Drop ``before_table`` at the end of the write transaction (validation is done with it)."""
+    connection.execute(f"DROP TABLE {quoted(before_table(table))}")
 
 
 def create_written_table(connection: psycopg.Connection, table: str) -> None:
@@ -251,7 +266,7 @@ def merge_documents(connection: psycopg.Connection, table: str) -> int:
                     "mlmStatus" = ({MERGED_STATUS})::{status},
                     "mlmVolumes" = ({MERGED_VOLUMES})::{volumes},
                     "totalVolume" = s.total_volume::{total}
-                FROM {quoted(table)} AS s JOIN mlm_before AS b ON b.user_id = s.user_id
+                FROM {quoted(table)} AS s JOIN {quoted(before_table(table))} AS b ON b.user_id = s.user_id
                 WHERE u."userID" = s.user_id
                 RETURNING u."userID", {ROW_VERSION})
             INSERT INTO {written} SELECT * FROM merged"""
@@ -320,7 +335,13 @@ def changed_snapshot_values(connection: psycopg.Connection, values: pl.DataFrame
 
 def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_id: int, *, is_final: bool) -> int:
     """Upsert the period's snapshot rows; rows whose values did not change are not sent again
-    (same fingerprint) nor rewritten (same values)."""
+    (same fingerprint) nor rewritten (same values). A period with no rows yet (its first run)
+    has nothing to compare or conflict with: its rows are COPYed straight in. Runs of one
+    period never overlap (the run lock), so no row can appear between the look and the COPY."""
+    if not connection.execute("SELECT EXISTS (SELECT FROM mlm_period_snapshots WHERE period = %s)", [recomputed.period]).fetchone()[0]:
+        rows = snapshot_rows(recomputed, run_id, is_final=is_final)
+        copy_frame(connection, "mlm_period_snapshots", rows)
+        return rows.height
     connection.execute("CREATE TEMP TABLE mlm_snapshot_rows (LIKE mlm_period_snapshots) ON COMMIT DROP")
     changed = changed_snapshot_values(connection, snapshot_values(recomputed, is_final=is_final), recomputed.period)
     rows = snapshot_text(changed, recomputed, run_id)
@@ -340,7 +361,7 @@ def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_
 
 
 def drop_staging(connection: psycopg.Connection, table: str) -> None:
-    connection.execute(f"DROP TABLE IF EXISTS {quoted(table)}, {quoted(written_table(table))}")
+    connection.execute(f"DROP TABLE IF EXISTS {quoted(table)}, {quoted(written_table(table))}, {quoted(before_table(table))}")
 
 
 def drop_abandoned_staging(connection: psycopg.Connection) -> list[str]:

@@ -20,7 +20,7 @@ import psycopg
 
 from db.connection import Database
 from db.extract import may_hold_keys, naive_utc
-from db.load import PROVENANCE, ROW_VERSION, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
+from db.load import PROVENANCE, ROW_VERSION, before_table, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
 from transforms.plan import Plan
 
 TOTAL_VOLUME_KEYS = ("qualifyingVolume", "fullVolume", "requiredForNextRank", "gap", "nextRank", "currentRank", "capLimit", "branches")
@@ -81,30 +81,70 @@ def _committed_mismatches(connection: psycopg.Connection, table: str) -> list[di
     ]
 
 
+def _typeof(column: str, column_type: str) -> str:
+    """The JSON type of stored column ``u.column``, read without parsing the whole document."""
+    return f"""{"json_typeof" if column_type == "json" else "jsonb_typeof"}(u."{column}")"""
+
+
+def _written_row_suspects(connection: psycopg.Connection, table: str, plan: Plan, types: dict[str, str]) -> list[int]:
+    """The written users any check of ``_written_row_failures`` could fail: one condition per
+    row that every stored document is parsed once for (the mlmStatus and mlmVolumes merges are
+    proved whole: stored equals prior merged with staged, which is the UPDATE's own contract, so
+    owned and foreign keys are proved at once). Written as one filter over a plain join, so that
+    PostgreSQL runs it in parallel workers over every written user; naming what failed is left
+    to the few rows it returns."""
+    owned = _owned_differences(types["totalVolume"])
+    scalars = [owned[c] for c in ("rank", "isActive", "fullVolume", "teamVolumeTotal", "personalVolumeTotal", "totalVolume")]
+    merged = [
+        f"""u."mlmStatus"::jsonb IS DISTINCT FROM (COALESCE(b.mlm_status, '{{}}') || s.mlm_status)""",
+        f"""u."mlmVolumes"::jsonb IS DISTINCT FROM (COALESCE(b.mlm_volumes, '{{}}') || s.mlm_volumes)""",
+        # a staged key the recompute does not own would be a foreign key changed by the merge
+        f"(s.mlm_status - {STATUS_KEYS}) <> '{{}}'",
+        f"(s.mlm_volumes - {VOLUME_KEYS}) <> '{{}}'",
+    ]
+    others = [
+        f"{untouched_digest(connection)} IS DISTINCT FROM b.untouched",
+        _FELL,
+        *(f"{_typeof(c, types[c])} IS DISTINCT FROM 'object'" for c in ("mlmStatus", "mlmVolumes", "totalVolume")),
+    ]
+    rows = _rows(
+        connection,
+        f"""SELECT b.user_id FROM {quoted(before_table(table))} AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id
+            JOIN users AS u ON u."userID" = b.user_id
+            WHERE {" OR ".join(scalars + merged + others)}""",
+        {"ranks": plan.rank_names, "entry": plan.rank_names[0]},
+    )
+    return [user_id for (user_id,) in rows]
+
+
+_FELL = 'array_position(%(ranks)s::text[], u."rank") < array_position(%(ranks)s::text[], COALESCE(b.rank, %(entry)s))'
+
+
 def _written_row_failures(connection: psycopg.Connection, table: str, plan: Plan) -> list[dict]:
-    """Every written user read back once (each document parsed once): owned values equal the
-    staged ones, nothing it does not own moved, the rank did not fall, the documents are objects."""
-    untouched = untouched_digest(connection)
+    """Every written user read back: owned values equal the staged ones, nothing it does not own
+    moved, the rank did not fall, the documents are objects. Every row is screened by
+    ``_written_row_suspects``; only the suspects are compared value by value, to name what differs."""
     types = json_column_types(connection)
+    suspects = _written_row_suspects(connection, table, plan, types)
+    if not suspects:
+        return []
     owned = _owned_differences(types["totalVolume"])
     foreign = {
         "mlmStatus": f"(COALESCE(d.status, '{{}}') - {STATUS_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_status, '{{}}') - {STATUS_KEYS})",
         "mlmVolumes": f"(COALESCE(d.volumes, '{{}}') - {VOLUME_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_volumes, '{{}}') - {VOLUME_KEYS})",
-        "columns the recompute does not own": f"{untouched} IS DISTINCT FROM b.untouched",
+        "staged mlmStatus": f"(s.mlm_status - {STATUS_KEYS}) <> '{{}}'",
+        "staged mlmVolumes": f"(s.mlm_volumes - {VOLUME_KEYS}) <> '{{}}'",
+        "columns the recompute does not own": f"{untouched_digest(connection)} IS DISTINCT FROM b.untouched",
     }
-    fell = 'array_position(%(ranks)s::text[], u."rank") < array_position(%(ranks)s::text[], COALESCE(b.rank, %(entry)s))'
-    total_type = "json_typeof" if types["totalVolume"] == "json" else "jsonb_typeof"
-    not_objects = " OR ".join(f"jsonb_typeof(d.{doc}) IS DISTINCT FROM 'object'" for doc in ("status", "volumes"))
-    not_objects += f""" OR {total_type}(u."totalVolume") IS DISTINCT FROM 'object'"""
+    not_objects = " OR ".join(f"{_typeof(c, types[c])} IS DISTINCT FROM 'object'" for c in ("mlmStatus", "mlmVolumes", "totalVolume"))
     found = _rows(
         connection,
-        f"""SELECT user_id, owned, foreign_keys, fell, b_rank, rank, not_objects FROM (
-                SELECT b.user_id, {_named(owned)} AS owned, {_named(foreign)} AS foreign_keys,
-                       {fell} AS fell, b.rank AS b_rank, u."rank" AS rank, ({not_objects}) AS not_objects
-                FROM mlm_before AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id
-                JOIN users AS u ON u."userID" = b.user_id, {PARSED}) AS checked
-            WHERE owned <> '' OR foreign_keys <> '' OR fell OR not_objects""",
-        {"ranks": plan.rank_names, "entry": plan.rank_names[0]},
+        f"""SELECT b.user_id, {_named(owned)}, {_named(foreign)}, {_FELL}, b.rank, u."rank", {not_objects}
+            FROM {quoted(before_table(table))} AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id
+            JOIN users AS u ON u."userID" = b.user_id, {PARSED}
+            WHERE b.user_id = ANY(%(suspects)s)
+            ORDER BY b.user_id""",
+        {"ranks": plan.rank_names, "entry": plan.rank_names[0], "suspects": suspects},
     )
     failures = []
     for user_id, owned, foreign_keys, rank_fell, old_rank, new_rank, bad_documents in found:
@@ -116,42 +156,60 @@ def _written_row_failures(connection: psycopg.Connection, table: str, plan: Plan
             failures.append({"user_id": user_id, "check_name": "rank_never_down", "detail": f"rank fell from {old_rank} to {new_rank}"})
         if bad_documents:
             failures.append({"user_id": user_id, "check_name": "has_documents", "detail": "a JSON column is not an object after the write"})
+        if not (owned or foreign_keys or rank_fell or bad_documents):
+            # e.g. an owned key the recompute did not stage, whose prior value the merge keeps
+            failures.append(
+                {"user_id": user_id, "check_name": "stored_equals_computed", "detail": "stored documents differ from the prior ones merged with the computed ones"}
+            )
     return failures
 
 
 # Purchases summed per written user, in integer cents (numeric sums are slow), through the
 # userID index: cheap for the few users a nightly run writes.
-_BOUGHT_PER_USER = """SELECT w.user_id, b.cents FROM mlm_before AS w, LATERAL (
+_BOUGHT_PER_USER = """SELECT w.user_id, b.cents FROM {before} AS w, LATERAL (
            SELECT sum(("packPrice" * 100)::bigint) AS cents FROM purchases
            WHERE "userID" = w.user_id AND "createdAt" < %(as_of)s::timestamp AND "packPrice" >= 0 AND "purchaseID" <= %(max_id)s) AS b"""
 _BOUGHT_IN_ONE_PASS = """SELECT "userID" AS user_id, sum(("packPrice" * 100)::bigint) AS cents FROM purchases
            WHERE "createdAt" < %(as_of)s::timestamp AND "packPrice" >= 0 AND "purchaseID" <= %(max_id)s
-             AND "userID" IN (SELECT user_id FROM mlm_before)
+             AND "userID" IN (SELECT user_id FROM {before})
            GROUP BY 1"""
 # For many written users (a first run), grouping every purchase by user costs ~30 s at 10M
 # purchases; comparing the two grand totals costs one pass without grouping (~4 s), and only
 # when they differ are the users found and named.
 _TOTALS = """SELECT (SELECT COALESCE(sum(("packPrice" * 100)::bigint), 0) FROM purchases
                      WHERE "createdAt" < %(as_of)s::timestamp AND "packPrice" >= 0 AND "purchaseID" <= %(max_id)s
-                       AND "userID" IN (SELECT user_id FROM mlm_before)),
+                       AND "userID" IN (SELECT user_id FROM {before})),
                     (SELECT COALESCE(sum((u."personalVolumeTotal" * 100)::bigint), 0) FROM users AS u
-                     JOIN mlm_before AS w ON w.user_id = u."userID")"""
+                     JOIN {before} AS w ON w.user_id = u."userID")"""
 _PER_USER_UP_TO = 200_000
 
 
-def _volume_not_conserved(connection: psycopg.Connection, table: str, as_of: datetime, max_purchase_id: int | None) -> list[dict]:
+def _volume_not_conserved(
+    connection: psycopg.Connection, table: str, as_of: datetime, max_purchase_id: int | None, purchase_volume_cents: int | None = None
+) -> list[dict]:
     """Stored personal totals of written users that differ from their purchases (as of the
-    extract's watermark). Many written users: checked by grand total first (see ``_TOTALS``)."""
+    extract's watermark). Many written users: checked by grand total first (see ``_TOTALS``).
+
+    ``purchase_volume_cents``: the valid purchases' total the extract summed in its snapshot,
+    apart from the per-user aggregates. When the run wrote every user, the stored totals must
+    add up to it, which spares reading the purchases again; any other case, or a difference (a
+    quarantined buyer's purchases are in it), goes on to the checks below.
+    """
     params = {"as_of": naive_utc(as_of), "max_id": max_purchase_id or 0}
-    written = connection.execute("SELECT count(*) FROM mlm_before").fetchone()[0]
+    before = quoted(before_table(table))
+    written, everyone = connection.execute(f"SELECT count(*), count(*) = (SELECT count(*) FROM users) FROM {before}").fetchone()
     if written > _PER_USER_UP_TO:
-        bought, stored = connection.execute(_TOTALS, params).fetchone()
+        if everyone and purchase_volume_cents is not None:
+            (stored,) = connection.execute('SELECT COALESCE(sum(("personalVolumeTotal" * 100)::bigint), 0) FROM users').fetchone()
+            if stored == purchase_volume_cents:
+                return []
+        bought, stored = connection.execute(_TOTALS.format(before=before), params).fetchone()
         if bought == stored:
             return []
     bought = _BOUGHT_PER_USER if written <= _PER_USER_UP_TO else _BOUGHT_IN_ONE_PASS
-    statement = f"""WITH bought AS ({bought})
+    statement = f"""WITH bought AS ({bought.format(before=before)})
            SELECT s.user_id, u."personalVolumeTotal"::text, (COALESCE(b.cents, 0) / 100.0)::numeric(15, 2)::text
-           FROM {quoted(table)} AS s JOIN mlm_before AS w ON w.user_id = s.user_id
+           FROM {quoted(table)} AS s JOIN {before} AS w ON w.user_id = s.user_id
            JOIN users AS u ON u."userID" = s.user_id LEFT JOIN bought AS b ON b.user_id = s.user_id
            WHERE (u."personalVolumeTotal" * 100)::bigint IS DISTINCT FROM COALESCE(b.cents, 0)"""
     found = _rows(connection, statement, params)
@@ -193,11 +251,12 @@ def failures_in_transaction(
     as_of: datetime,
     max_purchase_id: int | None,
     root_user_id: int | None,
+    purchase_volume_cents: int | None = None,
 ) -> list[dict]:
     """Every check of the written state, inside the writing transaction, before commit."""
     return (
         _written_row_failures(connection, table, plan)
-        + _volume_not_conserved(connection, table, as_of, max_purchase_id)
+        + _volume_not_conserved(connection, table, as_of, max_purchase_id, purchase_volume_cents)
         + _pioneer_failures(connection, plan, root_user_id)
     )
 
@@ -209,7 +268,7 @@ def failures_after_commit(db: Database, table: str) -> list[dict]:
 
 
 def pending_changes(connection: psycopg.Connection, table: str) -> dict:
-    """Which owned values the write will change (from ``mlm_before``, before the UPDATE):
+    """Which owned values the write will change (from ``before_table``, before the UPDATE):
     users, per column and per key, and how far full and personal volumes move."""
     counts = {
         "rank": "b.rank IS DISTINCT FROM s.rank",
@@ -228,13 +287,13 @@ def pending_changes(connection: psycopg.Connection, table: str) -> dict:
                    COALESCE(sum(abs(s.full_volume - COALESCE(b.full_volume, 0))), 0)::text,
                    COALESCE(max(abs(s.full_volume - COALESCE(b.full_volume, 0))), 0)::text,
                    COALESCE(sum(abs(s.personal_volume_total - COALESCE(b.personal_volume_total, 0))), 0)::text
-            FROM mlm_before AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id"""
+            FROM {quoted(before_table(table))} AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id"""
     row = connection.execute(statement).fetchone()
     by_key = {name: value for name, value in zip(counts, row[1:]) if value}
     rank_rises = dict(
         _rows(
             connection,
-            f"SELECT s.rank, count(*) FROM mlm_before AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id WHERE s.rank_rose GROUP BY 1 ORDER BY 1",
+            f"SELECT s.rank, count(*) FROM {quoted(before_table(table))} AS b JOIN {quoted(table)} AS s ON s.user_id = b.user_id WHERE s.rank_rose GROUP BY 1 ORDER BY 1",
         )
     )
     return {

@@ -237,10 +237,17 @@ def write_stage(
         history = load.write_rank_history(connection, result, run_id)
         snapshots = load.write_snapshots(connection, result, run_id, is_final=is_final)
         failures = validate.failures_in_transaction(
-            connection, table, plan, as_of=result.as_of, max_purchase_id=watermark.max_purchase_id, root_user_id=_root_user_id(result)
+            connection,
+            table,
+            plan,
+            as_of=result.as_of,
+            max_purchase_id=watermark.max_purchase_id,
+            root_user_id=_root_user_id(result),
+            purchase_volume_cents=watermark.purchase_volume_cents,
         )
         if failures:
             raise ValidationFailed(run_id, failures)
+        load.drop_before(connection, table)
         if not dry_run:
             uow.commit()
     return Written(changes, staged.height, written, history, snapshots)
