@@ -298,9 +298,13 @@ def purchase_months(cursor, cut_off: str, min_price: str, candidate_min_cents: i
     memoized = _frame(cursor, MEMOIZED_SUMS_SQL, (), MEMOIZED_SUM_COLUMNS)
     stale, gone = stale_months(sums, memoized, candidate_min_cents)
     mine, theirs = balanced_halves(sums, stale) if helper else (stale, [])
-    other = helper.submit(_aggregated, theirs, cut_off, min_price) if theirs else None
-    kept = _frame(cursor, MEMOIZED_MONTHS_SQL, (_date_array(stale + gone),), MONTH_COLUMNS)
+    memo_read = (_date_array(stale + gone),)
+    # The helper takes the other half and the memoized months (a nightly run's largest read),
+    # this connection its half (a nightly run's one changed month).
+    other = helper.submit(_aggregated, theirs, cut_off, min_price) if helper and theirs else None
+    keeping = helper.submit(_frame, MEMOIZED_MONTHS_SQL, memo_read, MONTH_COLUMNS) if helper else None
     fresh = _aggregated(cursor, mine, cut_off, min_price)
+    kept = keeping.result() if keeping else _frame(cursor, MEMOIZED_MONTHS_SQL, memo_read, MONTH_COLUMNS)
     if other is not None:
         fresh = pl.concat([fresh, other.result()])
     rows = pl.concat([kept, fresh.select(kept.columns)]) if fresh.height else kept

@@ -19,6 +19,7 @@ from datetime import datetime
 import psycopg
 
 from db.connection import Database
+from db.unit_of_work import write_connection
 from db.extract import may_hold_keys, naive_utc
 from db.load import PROVENANCE, ROW_VERSION, before_table, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
 from transforms.plan import Plan
@@ -263,7 +264,7 @@ def failures_in_transaction(
 
 def failures_after_commit(db: Database, table: str) -> list[dict]:
     """From a new connection: every written user's stored owned values equal the computed ones."""
-    with db.connect_raw() as connection:
+    with write_connection(db) as connection:
         return _committed_mismatches(connection, table)
 
 
