@@ -23,14 +23,13 @@ Deviation kinds:
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import polars as pl
 
 from db.connection import Database
-from db.extract import snapshot
+from db.extract import helper_in_snapshot, snapshot
 from transforms.plan import Plan
 
 EXAMPLES = 5  # example userIDs kept per finding
@@ -444,10 +443,9 @@ class Stored:
 EVEN, ODD = 'u."userID" % 2 = 0', 'u."userID" % 2 = 1'
 
 
-def _odd_half_in(db: Database, plan: Plan, exported: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The odd userIDs' findings and stored values, on a second connection reading the exported snapshot."""
-    with snapshot(db, imported=exported) as cursor:
-        return structure_findings(cursor, plan, ODD), stored_values(cursor, ODD)
+def _odd_half(cursor, plan: Plan) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The odd userIDs' findings and stored values (on the helper connection)."""
+    return structure_findings(cursor, plan, ODD), stored_values(cursor, ODD)
 
 
 def stored_snapshot(db: Database, plan: Plan) -> Stored:
@@ -457,13 +455,10 @@ def stored_snapshot(db: Database, plan: Plan) -> Stored:
     PostgreSQL runs one statement on one core: the even and odd userIDs are checked on two
     connections that share the snapshot, and their findings merged; so are the stored values.
     """
-    with snapshot(db) as cursor:
-        cursor.execute("SELECT pg_export_snapshot()")
-        exported = cursor.fetchone()[0]
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            odd = pool.submit(_odd_half_in, db, plan, exported)
-            even_findings, even_values = structure_findings(cursor, plan, EVEN), stored_values(cursor, EVEN)
-            odd_findings, odd_values = odd.result()
+    with snapshot(db) as cursor, helper_in_snapshot(db, cursor) as helper:
+        odd = helper.submit(_odd_half, plan)
+        even_findings, even_values = structure_findings(cursor, plan, EVEN), stored_values(cursor, EVEN)
+        odd_findings, odd_values = odd.result()
     return Stored(findings=merged_findings([even_findings, odd_findings]), values=pl.concat([even_values, odd_values]).sort("user_id"))
 
 
