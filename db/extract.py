@@ -290,23 +290,20 @@ def _aggregated(cursor, months: list[date], cut_off: str, min_price: str) -> pl.
     return _frame(cursor, statement, (cut_off, min_price), MONTH_COLUMNS)
 
 
-def purchase_months(cursor, cut_off: str, min_price: str, candidate_min_cents: int, helper: "Helper | None" = None) -> PurchaseMonths:
+def purchase_months(cursor, helper: "Helper", cut_off: str, min_price: str, candidate_min_cents: int) -> PurchaseMonths:
     """Every month's aggregates: memoized where the month did not change, aggregated again where
-    it did. With a ``helper`` (a second connection in the same snapshot), the months to aggregate
-    are split between the two connections, which the server runs on two cores."""
+    it did. The months to aggregate are split between this connection and the ``helper`` (a
+    second connection in the same snapshot), which the server runs on two cores."""
     sums = _frame(cursor, MONTH_SUMS_SQL, (cut_off,), MONTH_SUM_COLUMNS)
     memoized = _frame(cursor, MEMOIZED_SUMS_SQL, (), MEMOIZED_SUM_COLUMNS)
     stale, gone = stale_months(sums, memoized, candidate_min_cents)
-    mine, theirs = balanced_halves(sums, stale) if helper else (stale, [])
-    memo_read = (_date_array(stale + gone),)
+    mine, theirs = balanced_halves(sums, stale)
     # The helper takes the other half and the memoized months (a nightly run's largest read),
     # this connection its half (a nightly run's one changed month).
-    other = helper.submit(_aggregated, theirs, cut_off, min_price) if helper and theirs else None
-    keeping = helper.submit(_frame, MEMOIZED_MONTHS_SQL, memo_read, MONTH_COLUMNS) if helper else None
-    fresh = _aggregated(cursor, mine, cut_off, min_price)
-    kept = keeping.result() if keeping else _frame(cursor, MEMOIZED_MONTHS_SQL, memo_read, MONTH_COLUMNS)
-    if other is not None:
-        fresh = pl.concat([fresh, other.result()])
+    other = helper.submit(_aggregated, theirs, cut_off, min_price)
+    keeping = helper.submit(_frame, MEMOIZED_MONTHS_SQL, (_date_array(stale + gone),), MONTH_COLUMNS)
+    fresh = pl.concat([_aggregated(cursor, mine, cut_off, min_price), other.result()])
+    kept = keeping.result()
     rows = pl.concat([kept, fresh.select(kept.columns)]) if fresh.height else kept
     return PurchaseMonths(sums=sums, rows=rows, fresh=fresh, fresh_months=stale, gone_months=gone)
 
@@ -377,7 +374,7 @@ def inputs(db: Database, as_of: datetime, pioneer_min_purchase_cents: int, *, re
         column_types = dict(cursor.fetchall())
         # The users are read on the helper while this connection takes the month sums.
         reading_users = helper.submit(_frame, users_sql(column_types), (), USER_INPUT_COLUMNS)
-        months = purchase_months(cursor, cut_off, min_price, pioneer_min_purchase_cents, helper)
+        months = purchase_months(cursor, helper, cut_off, min_price, pioneer_min_purchase_cents)
         users = reading_users.result()
         monthly = months.rows
         candidates = pioneer_candidates(months.rows, users).cast(CANDIDATE_COLUMNS)

@@ -167,3 +167,14 @@ def test_months_are_split_between_two_connections_by_their_purchases():
     counts = dict(sums.iter_rows())
     assert abs(sum(counts[m] for m in mine) - sum(counts[m] for m in theirs)) <= 10
     assert extract.balanced_halves(sums, [date(2025, 6, 1)]) == ([date(2025, 6, 1)], [])
+
+
+def test_a_failing_read_on_the_helper_connection_fails_the_extract_and_memoizes_nothing(platform, monkeypatch):
+    _spread(platform)
+    monkeypatch.setattr(extract, "MEMOIZED_MONTHS_SQL", "SELECT no_such_column FROM mlm_purchase_months")
+    with pytest.raises(Exception, match="no_such_column"):
+        extract.inputs(platform, AS_OF, MIN_CENTS, remember=True)
+    assert _memo_rows(platform) == (0, 0)
+    monkeypatch.undo()
+    assert _read(platform, remember=True)[0].equals(_reference_monthly(platform))
+    assert _memo_rows(platform)[1] == 4
