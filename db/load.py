@@ -361,7 +361,7 @@ def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_
 
 
 def drop_staging(connection: psycopg.Connection, table: str) -> None:
-    connection.execute(f"DROP TABLE IF EXISTS {quoted(table)}, {quoted(written_table(table))}, {quoted(before_table(table))}")
+    connection.execute(f"DROP TABLE IF EXISTS {quoted(table)}, {quoted(written_table(table))}")
 
 
 def drop_abandoned_staging(connection: psycopg.Connection) -> list[str]:

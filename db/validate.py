@@ -82,6 +82,10 @@ def _committed_mismatches(connection: psycopg.Connection, table: str) -> list[di
     ]
 
 
+# The stored rank is below the prior one (a user without one counts as the plan's entry rank).
+_FELL = 'array_position(%(ranks)s::text[], u."rank") < array_position(%(ranks)s::text[], COALESCE(b.rank, %(entry)s))'
+
+
 def _typeof(column: str, column_type: str) -> str:
     """The JSON type of stored column ``u.column``, read without parsing the whole document."""
     return f"""{"json_typeof" if column_type == "json" else "jsonb_typeof"}(u."{column}")"""
@@ -117,8 +121,6 @@ def _written_row_suspects(connection: psycopg.Connection, table: str, plan: Plan
     )
     return [user_id for (user_id,) in rows]
 
-
-_FELL = 'array_position(%(ranks)s::text[], u."rank") < array_position(%(ranks)s::text[], COALESCE(b.rank, %(entry)s))'
 
 
 def _written_row_failures(connection: psycopg.Connection, table: str, plan: Plan) -> list[dict]:
