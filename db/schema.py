@@ -1,9 +1,11 @@
 """Every table the recompute reads or writes, declared once as SQLAlchemy Core tables.
 
-The platform's tables (``users``, ``purchases``, ``rank_history``, ``monthly_stats``) belong to
-the platform: the project creates them only where they do not exist (its embedded default, demo
-data, tests) and never alters them. Column names are the platform's camelCase. JSON columns are
-``json`` as on the platform; every statement here also works when they are ``jsonb``.
+The platform's tables are declared in ``db.platform_schema`` exactly as the platform's models
+create them (all seventeen; the recompute reads ``users``, ``purchases`` and ``bonuses`` and
+writes ``users``, ``rank_history`` and ``monthly_stats``). They belong to the platform: the
+project creates them only where they do not exist (its embedded default, demo data, tests) and
+never alters them. JSON columns are ``json`` as on the platform; every statement here also
+works when they are ``jsonb``.
 
 The project's own bookkeeping tables (prefix ``mlm_``) are created and upgraded by the Alembic
 migrations in ``db/migrations``; the declarations below are what those migrations build, and a
@@ -15,81 +17,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 
-metadata = sa.MetaData()
+from db.platform_schema import PLATFORM_TABLES, bonuses, metadata, monthly_stats, options, projects, purchases, rank_history, users
 
-# --- the platform's tables ------------------------------------------------------------------
-
-users = sa.Table(
-    "users",
-    metadata,
-    sa.Column("userID", sa.Integer, primary_key=True),
-    sa.Column("telegramID", sa.BigInteger, nullable=False, unique=True),
-    sa.Column("upline", sa.BigInteger),
-    sa.Column("firstname", sa.String(255)),
-    sa.Column("username", sa.String(255)),
-    sa.Column("email", sa.String(255)),
-    sa.Column("balanceActive", sa.Numeric(12, 2), server_default="0"),
-    sa.Column("createdAt", sa.DateTime(timezone=False), server_default=sa.text("(now() AT TIME ZONE 'utc')")),
-    sa.Column("rank", sa.String(50), server_default="start"),
-    sa.Column("isActive", sa.Boolean, server_default=sa.false()),
-    sa.Column("fullVolume", sa.Numeric(15, 2), server_default="0"),
-    sa.Column("teamVolumeTotal", sa.Numeric(12, 2), server_default="0"),
-    sa.Column("personalVolumeTotal", sa.Numeric(12, 2), server_default="0"),
-    sa.Column("mlmStatus", sa.JSON),
-    sa.Column("mlmVolumes", sa.JSON),
-    sa.Column("totalVolume", sa.JSON),
-    sa.Column("personalData", sa.JSON),
-    sa.Column("emailVerification", sa.JSON),
-    sa.Column("settings", sa.JSON),
-)
-
-purchases = sa.Table(
-    "purchases",
-    metadata,
-    sa.Column("purchaseID", sa.Integer, primary_key=True),
-    sa.Column("userID", sa.Integer, index=True),
-    sa.Column("projectID", sa.Integer),
-    sa.Column("optionID", sa.Integer),
-    sa.Column("packQty", sa.Integer),
-    sa.Column("packPrice", sa.Numeric(12, 2)),
-    sa.Column("createdAt", sa.DateTime(timezone=False), server_default=sa.text("(now() AT TIME ZONE 'utc')")),
-)
-
-rank_history = sa.Table(
-    "rank_history",
-    metadata,
-    sa.Column("historyID", sa.Integer, primary_key=True),
-    sa.Column("createdAt", sa.DateTime(timezone=False), server_default=sa.text("(now() AT TIME ZONE 'utc')")),
-    sa.Column("userID", sa.Integer, nullable=False, index=True),
-    sa.Column("previousRank", sa.String(50)),
-    sa.Column("newRank", sa.String(50), nullable=False),
-    sa.Column("teamVolume", sa.Numeric(15, 2)),
-    sa.Column("activePartners", sa.Integer),
-    sa.Column("qualificationMethod", sa.String(20)),
-    sa.Column("assignedBy", sa.Integer),
-    sa.Column("notes", sa.Text),
-)
-
-monthly_stats = sa.Table(
-    "monthly_stats",
-    metadata,
-    sa.Column("statsID", sa.Integer, primary_key=True),
-    sa.Column("createdAt", sa.DateTime(timezone=False), server_default=sa.text("(now() AT TIME ZONE 'utc')")),
-    sa.Column("userID", sa.Integer, nullable=False, index=True),
-    sa.Column("month", sa.String(7), nullable=False),
-    sa.Column("personalVolume", sa.Numeric(12, 2)),
-    sa.Column("teamVolume", sa.Numeric(15, 2)),
-    sa.Column("activePartnersCount", sa.Integer),
-    sa.Column("directReferralsCount", sa.Integer),
-    sa.Column("totalTeamSize", sa.Integer),
-    sa.Column("activeRank", sa.String(50)),
-    sa.Column("commissionsEarned", sa.Numeric(12, 2)),
-    sa.Column("bonusesEarned", sa.Numeric(12, 2)),
-    sa.Column("globalPoolEarned", sa.Numeric(12, 2)),
-    sa.Column("wasActive", sa.Integer),
-)
-
-PLATFORM_TABLES = (users, purchases, rank_history, monthly_stats)
+__all__ = ["PLATFORM_TABLES", "bonuses", "metadata", "monthly_stats", "options", "projects", "purchases", "rank_history", "users"]
 
 # The users columns the recompute owns (writes), and the JSON documents it never writes.
 OWNED_USER_COLUMNS = (

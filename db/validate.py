@@ -167,50 +167,35 @@ def _written_row_failures(connection: psycopg.Connection, table: str, plan: Plan
     return failures
 
 
-# Purchases summed per written user, in integer cents (numeric sums are slow), through the
-# userID index: cheap for the few users a nightly run writes.
-_BOUGHT_PER_USER = """SELECT w.user_id, b.cents FROM {before} AS w, LATERAL (
-           SELECT sum(("packPrice" * 100)::bigint) AS cents FROM purchases
-           WHERE "userID" = w.user_id AND "createdAt" < %(as_of)s::timestamp AND "packPrice" >= 0 AND "purchaseID" <= %(max_id)s) AS b"""
-_BOUGHT_IN_ONE_PASS = """SELECT "userID" AS user_id, sum(("packPrice" * 100)::bigint) AS cents FROM purchases
-           WHERE "createdAt" < %(as_of)s::timestamp AND "packPrice" >= 0 AND "purchaseID" <= %(max_id)s
-             AND "userID" IN (SELECT user_id FROM {before})
+# The written users' purchases summed in integer cents (numeric sums are slow), in one pass over
+# the purchases hash-joined with the written users. The platform has no index on
+# purchases."userID": a per-user look-up would be a sequential scan of every purchase per user.
+_BOUGHT_BY_WRITTEN = """SELECT p."userID" AS user_id, sum((p."packPrice" * 100)::bigint) AS cents
+           FROM purchases AS p JOIN {before} AS w ON w.user_id = p."userID"
+           WHERE p."createdAt" < %(as_of)s::timestamp AND p."packPrice" >= 0 AND p."purchaseID" <= %(max_id)s
            GROUP BY 1"""
-# For many written users (a first run), grouping every purchase by user costs ~30 s at 10M
-# purchases; comparing the two grand totals costs one pass without grouping (~4 s), and only
-# when they differ are the users found and named.
-_TOTALS = """SELECT (SELECT COALESCE(sum(("packPrice" * 100)::bigint), 0) FROM purchases
-                     WHERE "createdAt" < %(as_of)s::timestamp AND "packPrice" >= 0 AND "purchaseID" <= %(max_id)s
-                       AND "userID" IN (SELECT user_id FROM {before})),
-                    (SELECT COALESCE(sum((u."personalVolumeTotal" * 100)::bigint), 0) FROM users AS u
-                     JOIN {before} AS w ON w.user_id = u."userID")"""
-_PER_USER_UP_TO = 200_000
 
 
 def _volume_not_conserved(
     connection: psycopg.Connection, table: str, as_of: datetime, max_purchase_id: int | None, purchase_volume_cents: int | None = None
 ) -> list[dict]:
     """Stored personal totals of written users that differ from their purchases (as of the
-    extract's watermark). Many written users: checked by grand total first (see ``_TOTALS``).
+    extract's watermark).
 
-    ``purchase_volume_cents``: the valid purchases' total the extract summed in its snapshot,
-    apart from the per-user aggregates. When the run wrote every user, the stored totals must
-    add up to it, which spares reading the purchases again; any other case, or a difference (a
-    quarantined buyer's purchases are in it), goes on to the checks below.
+    ``purchase_volume_cents``: the valid purchases' total the extract summed in its snapshot.
+    Every user's stored total was proved equal to what the run computed (written users by this
+    transaction, the others when an earlier run compared them and nobody wrote them since), so
+    the stored totals of all users must add up to it: one pass over ``users``, no purchase read
+    again. Only when they do not (a quarantined buyer's purchases are in it, a concurrent writer,
+    a fault) is each written user's total compared with its purchases, set-based, to name them.
     """
     params = {"as_of": naive_utc(as_of), "max_id": max_purchase_id or 0}
-    before = quoted(before_table(table))
-    written, everyone = connection.execute(f"SELECT count(*), count(*) = (SELECT count(*) FROM users) FROM {before}").fetchone()
-    if written > _PER_USER_UP_TO:
-        if everyone and purchase_volume_cents is not None:
-            (stored,) = connection.execute('SELECT COALESCE(sum(("personalVolumeTotal" * 100)::bigint), 0) FROM users').fetchone()
-            if stored == purchase_volume_cents:
-                return []
-        bought, stored = connection.execute(_TOTALS.format(before=before), params).fetchone()
-        if bought == stored:
+    if purchase_volume_cents is not None:
+        (stored,) = connection.execute('SELECT COALESCE(sum(("personalVolumeTotal" * 100)::bigint), 0) FROM users').fetchone()
+        if stored == purchase_volume_cents:
             return []
-    bought = _BOUGHT_PER_USER if written <= _PER_USER_UP_TO else _BOUGHT_IN_ONE_PASS
-    statement = f"""WITH bought AS ({bought.format(before=before)})
+    before = quoted(before_table(table))
+    statement = f"""WITH bought AS MATERIALIZED ({_BOUGHT_BY_WRITTEN.format(before=before)})
            SELECT s.user_id, u."personalVolumeTotal"::text, (COALESCE(b.cents, 0) / 100.0)::numeric(15, 2)::text
            FROM {quoted(table)} AS s JOIN {before} AS w ON w.user_id = s.user_id
            JOIN users AS u ON u."userID" = s.user_id LEFT JOIN bought AS b ON b.user_id = s.user_id

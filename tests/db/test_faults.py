@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.orm.attributes import flag_modified
 
 from db import extract, load, readback, validate
+from db.scenario_data import ensure_scenario_option
 from db.schema import OWN_TABLES, PLATFORM_TABLES
 from db.unit_of_work import RunLocked
 from flows import pipeline
@@ -121,15 +122,16 @@ def _bulk_platform(db, users: int) -> None:
     """A large enough platform that the write takes seconds: a ternary tree, one purchase each."""
     with db.connect_raw() as c:
         c.execute(
-            """INSERT INTO users ("userID", "telegramID", "upline", "rank", "mlmStatus")
-               SELECT g, 100000000 + g, 100000000 + greatest(1, g / 3), 'start',
+            """INSERT INTO users ("userID", "telegramID", "upline", "rank", "fullVolume", "personalVolumeTotal", "mlmStatus")
+               SELECT g, 100000000 + g, 100000000 + greatest(1, g / 3), 'start', 0, 0,
                       CASE WHEN g %% 10 = 0 THEN '{"isFounder": false, "graceDayStreak": 1}'::json END
                FROM generate_series(1, %s) AS g""",
             [users],
         )
+        ensure_scenario_option(c.cursor())
         c.execute(
-            """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt")
-               SELECT g, g, (ARRAY[50, 100, 200, 500, 1000])[1 + g %% 5], '2025-10-01'::timestamp + (g %% 1000) * interval '1 minute'
+            """INSERT INTO purchases ("purchaseID", "userID", "optionID", "projectID", "packQty", "packPrice", "createdAt")
+               SELECT g, g, 1, 1, 1, (ARRAY[50, 100, 200, 500, 1000])[1 + g %% 5], '2025-10-01'::timestamp + (g %% 1000) * interval '1 minute'
                FROM generate_series(1, %s) AS g""",
             [users],
         )
@@ -250,9 +252,7 @@ def test_a_value_changed_between_commit_and_verification_is_reported(platform, m
     assert (status, verified) == ("failed", False)
 
 
-@pytest.mark.parametrize("per_user_up_to", [200_000, 0], ids=["few written: per user", "many written: grand totals first"])
-def test_a_personal_total_that_does_not_conserve_volume_is_named(platform, monkeypatch, per_user_up_to):
-    monkeypatch.setattr(validate, "_PER_USER_UP_TO", per_user_up_to)
+def _one_cent_more_for_user_2(monkeypatch):
     real_merge = load.merge_documents
 
     def merge_then_one_cent_more(connection, table):
@@ -261,16 +261,33 @@ def test_a_personal_total_that_does_not_conserve_volume_is_named(platform, monke
         return written
 
     monkeypatch.setattr(load, "merge_documents", merge_then_one_cent_more)
+
+
+def test_a_personal_total_that_does_not_conserve_volume_is_named(platform, monkeypatch):
+    _one_cent_more_for_user_2(monkeypatch)
     with pytest.raises(ValidationFailed) as failed:
         nightly(platform)
     assert (2, "volume_conserved") in {(f["user_id"], f["check_name"]) for f in failed.value.failures}
 
 
-def test_when_every_user_is_written_the_extracts_total_proves_volume_conservation(platform, monkeypatch):
-    # Many written users and every one of them: the stored personal totals add up to the total
-    # the extract summed in its snapshot, so the purchases are not read again (the statement
-    # that would read them is broken here, and the run still succeeds).
-    monkeypatch.setattr(validate, "_PER_USER_UP_TO", 0)
-    monkeypatch.setattr(validate, "_TOTALS", "SELECT 1 / 0")
+def test_a_nightly_run_proves_volume_conservation_by_the_extracts_total(platform, monkeypatch):
+    # Every stored personal total adds up to the total the extract summed in its snapshot, so
+    # the purchases are not read again: the statement that would read them is broken here, on a
+    # first run and on a nightly run that writes one user, and both still succeed.
+    monkeypatch.setattr(validate, "_BOUGHT_BY_WRITTEN", "SELECT 1 / 0 AS user_id, 0 AS cents")
     outcome = nightly(platform)
     assert outcome.verified and outcome.users_written == outcome.recomputed.state.height
+    with platform.connect_raw() as c:
+        c.execute("""INSERT INTO purchases ("purchaseID", "userID", "optionID", "projectID", "packQty", "packPrice", "createdAt")
+                     VALUES (30, 3, 1, 1, 1, 10.00, '2025-10-05 10:00')""")
+    again = nightly(platform)
+    assert again.verified and again.users_written == 3
+
+
+def test_a_difference_in_the_total_falls_back_to_naming_users_from_their_purchases(platform, monkeypatch):
+    # The shortcut only ever lets a run through when the totals agree; when they do not, the
+    # set-based per-user comparison runs (and here, broken, fails the run loudly).
+    _one_cent_more_for_user_2(monkeypatch)
+    monkeypatch.setattr(validate, "_BOUGHT_BY_WRITTEN", "SELECT 1 / 0 AS user_id, 0 AS cents")
+    with pytest.raises(Exception, match="division by zero"):
+        nightly(platform)

@@ -49,7 +49,7 @@ def test_a_foreign_key_written_by_another_client_is_compared_not_rewritten(platf
 
 def test_a_purchase_stages_the_buyer_and_its_upline_only(platform):
     nightly(platform)
-    _execute(platform, """INSERT INTO purchases VALUES (3, 3, NULL, NULL, NULL, 100.00, '2025-10-05 10:00')""")
+    _execute(platform, """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt", "optionID", "projectID", "packQty") VALUES (3, 3, 100.00, '2025-10-05 10:00', 1, 1, 1)""")
     again = nightly(platform)
     # user 3 bought; 2 and the root see their full volume move
     assert (again.users_staged, again.users_written) == (3, 3)

@@ -35,7 +35,7 @@ def test_a_second_run_on_unchanged_inputs_writes_nobody(platform):
 def test_only_the_users_whose_values_changed_are_written(platform):
     nightly(platform)
     with platform.connect_raw() as c:
-        c.execute("""INSERT INTO purchases VALUES (3, 3, NULL, NULL, NULL, 100.00, '2025-10-05 10:00')""")
+        c.execute("""INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt", "optionID", "projectID", "packQty") VALUES (3, 3, 100.00, '2025-10-05 10:00', 1, 1, 1)""")
     # user 3's own totals change, and so do the full volumes of its sponsor chain (2 and the root)
     assert nightly(platform).users_written == 3
     with platform.connect_raw() as c:
@@ -119,8 +119,8 @@ def test_rank_history_and_snapshots_are_written(platform):
         # make user 2 a builder: PV 1,000, two legs of 25,000 each, both active
         c.execute("""UPDATE purchases SET "packPrice" = 1000 WHERE "purchaseID" = 1""")
         c.execute("""UPDATE purchases SET "packPrice" = 25000 WHERE "purchaseID" = 2""")
-        c.execute("""INSERT INTO users ("userID", "telegramID", "upline", "rank") VALUES (4, 9003, 9001, 'start')""")
-        c.execute("""INSERT INTO purchases VALUES (3, 4, NULL, NULL, NULL, 25000.00, '2025-10-05 10:00')""")
+        c.execute("""INSERT INTO users ("userID", "telegramID", "upline", "rank", "fullVolume", "personalVolumeTotal") VALUES (4, 9003, 9001, 'start', 0, 0)""")
+        c.execute("""INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt", "optionID", "projectID", "packQty") VALUES (3, 4, 25000.00, '2025-10-05 10:00', 1, 1, 1)""")
     outcome = nightly(platform)
     with platform.connect_raw() as c:
         history = c.execute(

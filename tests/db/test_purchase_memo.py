@@ -32,9 +32,9 @@ CHANGES = {
     "a purchase moves past the cut-off": """UPDATE purchases SET "createdAt" = '2025-11-02 10:00' WHERE "purchaseID" = 14""",
     "a purchase moves before the cut-off": """UPDATE purchases SET "createdAt" = '2025-10-19 10:00' WHERE "purchaseID" = 15""",
     "a month's only purchase is deleted": """DELETE FROM purchases WHERE "purchaseID" = 14""",
-    "an earlier pioneer-sized purchase appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES (16, 3, 9000.00, '2025-09-03 09:00')""",
-    "a pioneer-sized purchase with the same time and a lower id appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES (-5, 3, 9000.00, '2025-09-03 10:00')""",
-    "a new month appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES (900000, 3, 10.00, '2024-01-11 10:00')""",
+    "an earlier pioneer-sized purchase appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt", "optionID", "projectID", "packQty") VALUES (16, 3, 9000.00, '2025-09-03 09:00', 1, 1, 1)""",
+    "a pioneer-sized purchase with the same time and a lower id appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt", "optionID", "projectID", "packQty") VALUES (-5, 3, 9000.00, '2025-09-03 10:00', 1, 1, 1)""",
+    "a new month appears": """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt", "optionID", "projectID", "packQty") VALUES (900000, 3, 10.00, '2024-01-11 10:00', 1, 1, 1)""",
     "two prices swap between users": """UPDATE purchases SET "packPrice" = CASE "purchaseID" WHEN 10 THEN 300.00 ELSE 100.00 END
                                         WHERE "purchaseID" IN (10, 13)""",
     "two purchases swap buyers in one month": """UPDATE purchases SET "userID" = CASE "purchaseID" WHEN 1 THEN 3 ELSE 2 END WHERE "purchaseID" IN (1, 2)""",
@@ -48,8 +48,8 @@ def _execute(db, *statements):
 
 
 def _spread(db):
-    rows = ", ".join(f"({i}, {u}, {p}, '{t}')" for i, u, p, t in SPREAD)
-    _execute(db, f"""INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES {rows}""")
+    rows = ", ".join(f"({i}, {u}, {p}, '{t}', 1, 1, 1)" for i, u, p, t in SPREAD)
+    _execute(db, f"""INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt", "optionID", "projectID", "packQty") VALUES {rows}""")
 
 
 def _read(db, remember=False):
@@ -146,8 +146,10 @@ def test_the_watermark_totals_every_valid_purchase_up_to_the_cut_off(platform):
     _spread(platform)
     _execute(
         platform,
-        """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES
-               (20, 2, -5.00, '2025-09-01 10:00'), (21, 2, 7.00, NULL), (22, 99, 11.00, '2025-09-01 10:00')""",
+        # user 99 does not exist: the platform's foreign key is set aside to store the bad row
+        "SET session_replication_role = replica",
+        """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt", "optionID", "projectID", "packQty") VALUES
+               (20, 2, -5.00, '2025-09-01 10:00', 1, 1, 1), (21, 2, 7.00, NULL, 1, 1, 1), (22, 99, 11.00, '2025-09-01 10:00', 1, 1, 1)""",
     )
     with platform.connect_raw() as connection:
         expected = connection.execute(

@@ -74,7 +74,7 @@ def test_close_is_idempotent_and_refuses_a_changed_month(platform):
     assert close("2025-09", now=NOW)["already_closed"] is True  # same inputs: nothing changes
     assert readback.table_fingerprints(platform, ["mlm_period_snapshots", "monthly_stats"]) == before
     with platform.connect_raw() as c:
-        c.execute("""INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt") VALUES (9, 4, 50.00, '2025-09-20 10:00')""")
+        c.execute("""INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt", "optionID", "projectID", "packQty") VALUES (9, 4, 50.00, '2025-09-20 10:00', 1, 1, 1)""")
     with pytest.raises(PeriodRefused, match=r"2025-09 is closed.*3 users.*user 4: personal_volume_total 25000.00 -> 25050.00"):
         close("2025-09", now=NOW)
     assert readback.table_fingerprints(platform, ["mlm_period_snapshots", "monthly_stats"]) == before
