@@ -61,6 +61,7 @@ def extract_shaped(users: pl.DataFrame, purchases: pl.DataFrame, pioneer_min_cen
             pl.when(pl.col(c).is_not_null()).then(pl.lit("object")).alias(name)
             for c, name in (("mlmStatus", "mlm_status_type"), ("mlmVolumes", "mlm_volumes_type"), ("totalVolume", "total_volume_type"))
         ),
+        (pl.col("firstname") if "firstname" in users.columns else pl.lit(None, pl.String)).alias("first_name"),
     )
     return {"users": user_inputs, "monthly_volumes": monthly, "pioneer_candidates": candidates}
 

@@ -75,7 +75,8 @@ SELECT u."userID"::bigint AS user_id,
             THEN (d.status ->> 'pioneerPurchaseId')::numeric::bigint END AS pioneer_purchase_id,
        d.status_type AS mlm_status_type,
        {type_of("mlmVolumes")} AS mlm_volumes_type,
-       {type_of("totalVolume")} AS total_volume_type
+       {type_of("totalVolume")} AS total_volume_type,
+       {'u."firstname"::text' if "firstname" in column_types else "NULL::text"} AS first_name
 FROM users AS u,
      LATERAL (SELECT CASE WHEN {may_hold} THEN u."mlmStatus"::jsonb END AS status,
                      {type_of("mlmStatus")} AS status_type OFFSET 0) AS d

@@ -12,12 +12,14 @@ Every function here runs inside the caller's transaction (see ``db.unit_of_work`
 
 from __future__ import annotations
 
+import json
 import re
 
 import polars as pl
 import psycopg
 
 from db.copy import copy_frame
+from db.document_shapes import DEFAULT_DOCUMENTS
 from db.schema import OWNED_USER_COLUMNS
 from transforms.documents import PROVENANCE_KEYS
 from transforms.fingerprints import HASH_VERSION, fingerprint
@@ -63,8 +65,27 @@ def untouched_digest(connection: psycopg.Connection) -> str:
     # Cast each to text: JSON columns are compared as stored, without parsing them.
     return "md5(concat_ws('|', " + ", ".join(f"""quote_nullable(u."{n}"::text)""" for n in names) + "))"
 
-MERGED_STATUS = """COALESCE(u."mlmStatus"::jsonb, '{}'::jsonb) || s.mlm_status"""
-MERGED_VOLUMES = """COALESCE(u."mlmVolumes"::jsonb, '{}'::jsonb) || s.mlm_volumes"""
+
+def _jsonb_literal(document: dict) -> str:
+    return "'" + json.dumps(document).replace("'", "''") + "'::jsonb"
+
+
+# The platform's default documents (db.document_shapes): a key the platform's code expects in
+# every mlmStatus/mlmVolumes (isFounder, assignedRank, autoship, ...) and that a stored document
+# lacks (a NULL document, a user migrated without one) is written with its documented default,
+# so the platform's own code reads every documented key. A stored value always wins over it.
+STATUS_DEFAULTS = _jsonb_literal(DEFAULT_DOCUMENTS["mlmStatus"])
+VOLUME_DEFAULTS = _jsonb_literal(DEFAULT_DOCUMENTS["mlmVolumes"])
+
+
+def merged_document(defaults: str, stored: str, staged: str) -> str:
+    """SQL: what a write stores: the defaults, then the stored keys over them, then the staged
+    (owned) keys over those. ``stored`` is jsonb, possibly NULL."""
+    return f"({defaults} || COALESCE({stored}, '{{}}'::jsonb) || {staged})"
+
+
+MERGED_STATUS = merged_document(STATUS_DEFAULTS, 'u."mlmStatus"::jsonb', "s.mlm_status")
+MERGED_VOLUMES = merged_document(VOLUME_DEFAULTS, 'u."mlmVolumes"::jsonb', "s.mlm_volumes")
 
 # A user needs writing when any owned value differs from what the merge would store.
 DIFFERS = f"""(   u."rank" IS DISTINCT FROM s.rank

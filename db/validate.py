@@ -21,7 +21,7 @@ import psycopg
 from db.connection import Database
 from db.unit_of_work import write_connection
 from db.extract import may_hold_keys, naive_utc
-from db.load import PROVENANCE, ROW_VERSION, before_table, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
+from db.load import STATUS_DEFAULTS, VOLUME_DEFAULTS, merged_document, PROVENANCE, ROW_VERSION, before_table, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
 from transforms.plan import Plan
 
 TOTAL_VOLUME_KEYS = ("qualifyingVolume", "fullVolume", "requiredForNextRank", "gap", "nextRank", "currentRank", "capLimit", "branches")
@@ -101,8 +101,8 @@ def _written_row_suspects(connection: psycopg.Connection, table: str, plan: Plan
     owned = _owned_differences(types["totalVolume"])
     scalars = [owned[c] for c in ("rank", "isActive", "fullVolume", "teamVolumeTotal", "personalVolumeTotal", "totalVolume")]
     merged = [
-        f"""u."mlmStatus"::jsonb IS DISTINCT FROM (COALESCE(b.mlm_status, '{{}}') || s.mlm_status)""",
-        f"""u."mlmVolumes"::jsonb IS DISTINCT FROM (COALESCE(b.mlm_volumes, '{{}}') || s.mlm_volumes)""",
+        f"""u."mlmStatus"::jsonb IS DISTINCT FROM {merged_document(STATUS_DEFAULTS, 'b.mlm_status', 's.mlm_status')}""",
+        f"""u."mlmVolumes"::jsonb IS DISTINCT FROM {merged_document(VOLUME_DEFAULTS, 'b.mlm_volumes', 's.mlm_volumes')}""",
         # a staged key the recompute does not own would be a foreign key changed by the merge
         f"(s.mlm_status - {STATUS_KEYS}) <> '{{}}'",
         f"(s.mlm_volumes - {VOLUME_KEYS}) <> '{{}}'",
@@ -132,9 +132,12 @@ def _written_row_failures(connection: psycopg.Connection, table: str, plan: Plan
     if not suspects:
         return []
     owned = _owned_differences(types["totalVolume"])
+    # the prior documents with the platform's defaults under them: what the write kept
+    prior_status = merged_document(STATUS_DEFAULTS, "b.mlm_status", "'{}'::jsonb")
+    prior_volumes = merged_document(VOLUME_DEFAULTS, "b.mlm_volumes", "'{}'::jsonb")
     foreign = {
-        "mlmStatus": f"(COALESCE(d.status, '{{}}') - {STATUS_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_status, '{{}}') - {STATUS_KEYS})",
-        "mlmVolumes": f"(COALESCE(d.volumes, '{{}}') - {VOLUME_KEYS}) IS DISTINCT FROM (COALESCE(b.mlm_volumes, '{{}}') - {VOLUME_KEYS})",
+        "mlmStatus": f"(COALESCE(d.status, '{{}}') - {STATUS_KEYS}) IS DISTINCT FROM ({prior_status} - {STATUS_KEYS})",
+        "mlmVolumes": f"(COALESCE(d.volumes, '{{}}') - {VOLUME_KEYS}) IS DISTINCT FROM ({prior_volumes} - {VOLUME_KEYS})",
         "staged mlmStatus": f"(s.mlm_status - {STATUS_KEYS}) <> '{{}}'",
         "staged mlmVolumes": f"(s.mlm_volumes - {VOLUME_KEYS}) <> '{{}}'",
         "columns the recompute does not own": f"{untouched_digest(connection)} IS DISTINCT FROM b.untouched",

@@ -72,6 +72,7 @@ def branch_lists(user_branches: pl.DataFrame, state: pl.DataFrame) -> pl.DataFra
     caps = state.select(pl.col("node").alias("parent_node"), "cap_limit_cents")
     branch = js.obj(
         js.member("referralTelegramId", js.number(pl.col("referral_telegram_id"))),
+        js.member("referralName", js.string(pl.col("referral_name"))),
         js.member("referralUserId", js.number(pl.col("referral_user_id"))),
         js.member("fullVolume", js.money(pl.col("branch_cents"))),
         js.member("cappedVolume", js.money(pl.min_horizontal("branch_cents", "cap_limit_cents"))),

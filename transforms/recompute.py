@@ -31,6 +31,8 @@ USER_INPUT_COLUMNS = {
     "mlm_status_type": pl.String,
     "mlm_volumes_type": pl.String,
     "total_volume_type": pl.String,
+    # the name the platform shows for the user (``firstname``): each sponsor's branches carry it
+    "first_name": pl.String,
 }
 # month: the first day of the calendar month (a date compares and groups faster than text)
 MONTHLY_VOLUME_COLUMNS = {"user_id": pl.Int64, "month": pl.Date, "volume_cents": pl.Int64}
@@ -189,7 +191,12 @@ def user_state(inputs: Inputs, tree: Tree, plan: Plan, period: str) -> tuple[pl.
         plan.max_depth,
         unlimited=("team_size",),
     )
-    branches = volumes.branches(tree, base["personal_volume_total_cents"], downline["full_volume_cents"])
+    branches = volumes.branches(tree, base["personal_volume_total_cents"], downline["full_volume_cents"]).join(
+        inputs.users.select(pl.col("user_id").alias("referral_user_id"), pl.col("first_name").alias("referral_name")),
+        on="referral_user_id",
+        how="left",
+        maintain_order="left",
+    )
     team = pl.DataFrame(
         {
             "full_volume_cents": downline["full_volume_cents"],

@@ -106,6 +106,7 @@ def inputs_of(case: Case) -> Inputs:
             "mlm_status_type": ["object" if u.has_pioneer_bonus else None for u in case.users],
             "mlm_volumes_type": [None] * len(case.users),
             "total_volume_type": [None] * len(case.users),
+            "first_name": [f"user {u.user_id}" for u in case.users],
         },
         schema=USER_INPUT_COLUMNS,
     )
@@ -325,6 +326,7 @@ def _branches_json(ref: reference.Expected) -> list[dict]:
     return [
         {
             "referralTelegramId": b.referral_telegram_id,
+            "referralName": f"user {b.referral_user_id}",
             "referralUserId": b.referral_user_id,
             "fullVolume": _money(b.branch_cents),
             "cappedVolume": _money(min(b.branch_cents, cap)),
