@@ -3,9 +3,11 @@
     python -m bench.pipeline --users 100000 1000000 --per-user 10 --months 12
 
 For each size: a new database on the configured server (embedded unless MLM_DATABASE_URL is set),
-the demo platform loaded, then a first run (every user written), then 1% of users given a new
-purchase and a second run. Prints seconds, rows per second and the client's peak memory per
-stage (the database server is a separate process and is not included).
+the demo platform loaded (the platform's schema), then a first run (every user written), then 1%
+of users given a new purchase and a nightly run. Prints seconds, rows per second and the
+client's peak memory per stage (the database server is a separate process and is not
+included), and the I/O floor of the same size (``bench/io_floor.py``: the extract's queries
+COPYed out, the first run's documents COPYed in) with both runs' ratios to it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench import io_floor
 from bench.common import PeakMemory, sized_parser
 from db import migrate
 from db.connection import scratch_database, server_uri
@@ -31,9 +34,15 @@ def change_one_percent(db) -> int:
     """Give every hundredth user a new purchase inside the period (before the cut-off)."""
     with db.connect_raw() as connection:
         return connection.execute(
-            """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt")
-               SELECT (SELECT max("purchaseID") FROM purchases) + row_number() OVER (), "userID", 100.00, '2025-10-15 12:00'
-               FROM users WHERE "userID" % 100 = 0"""
+            # one pack of an existing option (the platform's purchases all have one)
+            """WITH pack AS (SELECT "optionID", "projectID", "projectName", "packQty", "packPrice" FROM options
+                             ORDER BY "packPrice" = 100.00 DESC, "optionID" LIMIT 1)
+               INSERT INTO purchases ("purchaseID", "userID", "optionID", "projectID", "projectName", "packQty", "packPrice",
+                                      "ownerTelegramID", "createdAt", "updatedAt")
+               SELECT (SELECT max("purchaseID") FROM purchases) + row_number() OVER (), u."userID", pack."optionID",
+                      pack."projectID", pack."projectName", COALESCE(pack."packQty", 1), COALESCE(pack."packPrice", 100.00),
+                      u."telegramID", '2025-10-15 12:00', '2025-10-15 12:00'
+               FROM users AS u, pack WHERE u."userID" % 100 = 0"""
         ).rowcount
 
 
@@ -58,16 +67,28 @@ def main() -> None:
                 data = generate_and_load(db, users=size, months=args.months, seed=args.seed, purchases_per_user=args.per_user, end_month=PERIOD)
                 root = int(data.users["telegramID"][0])
                 del data
-                for label in ("first", "second"):
-                    if label == "second":
+                # The floor's COPY out before any run (no memo yet: what a first extract reads).
+                copied_out = io_floor.copy_out_inputs(db, AS_OF, plan.pioneer_min_purchase_cents)
+                totals = {}
+                for label in ("first", "nightly"):
+                    if label == "nightly":
                         change_one_percent(db)
                     r = timed_run(db, plan, root)
                     o = r["outcome"]
+                    totals[label] = r["total"]
                     stages = " ".join(f"{o.timings.get(s, 0):>10.2f}" for s in STAGES)
                     print(
                         f"{size:>10,} {label:>7} {o.users_written:>9,} {stages} {r['total']:>8.1f} {size / r['total']:>9,.0f} {r['peak_mb']:>8,.0f}",
                         flush=True,
                     )
+                    if label == "first":
+                        # ...and its COPY in of every document the first run computed (rolled back)
+                        floor = copied_out.seconds + io_floor.copy_in_documents(db, o.recomputed.documents)
+                print(
+                    f"{size:>10,} I/O floor {floor:.2f} s (out {copied_out.seconds:.2f}, in {floor - copied_out.seconds:.2f}); "
+                    f"first / floor {totals['first'] / floor:.2f}, nightly / floor {totals['nightly'] / floor:.2f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
-SCENARIOS = Path(__file__).resolve().parents[1].parent / "shared" / "scenarios"
 
 
 @pytest.fixture(scope="session")

@@ -11,13 +11,24 @@ import pytest
 from flows import cli
 from flows.scenario import ScenarioFileError, read_scenario, run_in
 
-SCENARIO_DIR = Path(os.environ.get("MLM_SCENARIOS_DIR", Path(__file__).resolve().parents[2] / "shared" / "scenarios"))
+# The acceptance scenarios travel with the repository (a clone has no shared/ beside it);
+# where the workspace's shared/scenarios is there, the copy must equal it.
+SCENARIO_DIR = Path(os.environ.get("MLM_SCENARIOS_DIR", Path(__file__).resolve().parent / "scenarios"))
 SCENARIO_FILES = sorted(SCENARIO_DIR.glob("*.json"))
+SHARED_SCENARIOS = Path(__file__).resolve().parents[2] / "shared" / "scenarios"
 
 
-def test_the_shared_scenarios_are_there():
+def test_the_scenarios_are_there():
     # A missing folder must fail loudly, not turn the parametrized test below into zero tests.
-    assert len(SCENARIO_FILES) >= 15, f"expected the shared scenarios in {SCENARIO_DIR}"
+    assert len(SCENARIO_FILES) >= 15, f"expected the acceptance scenarios in {SCENARIO_DIR}"
+
+
+@pytest.mark.skipif(not SHARED_SCENARIOS.is_dir(), reason="no shared/scenarios beside this clone")
+def test_the_scenarios_are_the_shared_ones():
+    shared = {p.name: p.read_bytes() for p in SHARED_SCENARIOS.glob("*.json")}
+    ours = {p.name: p.read_bytes() for p in (Path(__file__).resolve().parent / "scenarios").glob("*.json")}
+    assert sorted(ours) == sorted(shared), "tests/scenarios and shared/scenarios hold different files"
+    assert [name for name in shared if ours[name] != shared[name]] == []
 
 
 @pytest.mark.parametrize("path", SCENARIO_FILES, ids=[p.stem for p in SCENARIO_FILES])
