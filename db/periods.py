@@ -3,9 +3,17 @@
 A closed month's final snapshot is never rewritten by a backfill; closing again with the same
 result changes nothing; only the most recently closed month can be reopened, and every close and
 reopen is recorded in ``mlm_period_events``.
+
+``monthly_stats`` is shared with the platform, whose jobs fill its money columns: a close creates
+a user's row for the month or updates its volume columns, and never deletes one; reopening leaves
+it as it is, and closing again updates it the same way.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
 
 import polars as pl
 import psycopg
@@ -82,30 +90,24 @@ def snapshot_difference(stored: pl.DataFrame, computed: pl.DataFrame) -> dict:
     return {"users_differing": changed.height, "by_column": by_column, "examples": examples}
 
 
-def write_final(
-    connection: psycopg.Connection, result: Recomputed, run_id: int, *, fingerprint: str, team_size: pl.DataFrame
-) -> int:
-    """Inside the caller's transaction: the final snapshot, ``monthly_stats`` and the closed mark."""
-    period = result.period
-    connection.execute("DELETE FROM mlm_period_snapshots WHERE period = %s", [period])
+def write_final(connection: psycopg.Connection, result: Recomputed, run_id: int, *, fingerprint: str) -> dict:
+    """Inside the caller's transaction: the final snapshot, ``monthly_stats`` and the closed mark;
+    how many rows of each were written."""
+    snapshot = _write_final_snapshot(connection, result, run_id)
+    stats = write_monthly_stats(connection, result)
+    _mark_closed(connection, result.period, run_id, fingerprint)
+    return {"snapshot_rows": snapshot, **stats}
+
+
+def _write_final_snapshot(connection: psycopg.Connection, result: Recomputed, run_id: int) -> int:
+    """Replace the period's snapshot (the project's own table) with the final one; its row count."""
+    connection.execute("DELETE FROM mlm_period_snapshots WHERE period = %s", [result.period])
     rows = snapshot_rows(result, run_id, is_final=True)
     copy_frame(connection, "mlm_period_snapshots", rows)
-    connection.execute("""DELETE FROM monthly_stats WHERE "month" = %s""", [period])
-    stats = (
-        result.state.join(team_size, on="user_id", how="left")
-        .select(
-            pl.col("user_id").alias("userID"),
-            pl.lit(period).alias("month"),
-            cents_text(pl.col("monthly_pv_cents")).alias("personalVolume"),
-            cents_text(pl.col("full_volume_cents")).alias("teamVolume"),
-            pl.col("active_partners").alias("activePartnersCount"),
-            pl.col("direct_referrals").alias("directReferralsCount"),
-            pl.col("team_size").fill_null(0).alias("totalTeamSize"),
-            pl.col("rank").alias("activeRank"),
-            pl.col("is_active").cast(pl.Int32).alias("wasActive"),
-        )
-    )
-    copy_frame(connection, "monthly_stats", stats)
+    return rows.height
+
+
+def _mark_closed(connection: psycopg.Connection, period: str, run_id: int, fingerprint: str) -> None:
     connection.execute(
         """INSERT INTO mlm_periods (period, is_closed, closed_at, close_run_id, input_fingerprint)
            VALUES (%s, true, now(), %s, %s)
@@ -117,7 +119,115 @@ def write_final(
         "INSERT INTO mlm_period_events (period, event, actor, reason, run_id) VALUES (%s, 'closed', current_user, NULL, %s)",
         [period, run_id],
     )
-    return rows.height
+
+
+# The monthly_stats columns a close computes. The money columns ("commissionsEarned",
+# "bonusesEarned", "globalPoolEarned") belong to the platform's jobs; a close only fills
+# "commissionsEarned" on a row it creates.
+STATS_VOLUME_COLUMNS = (
+    "personalVolume",
+    "teamVolume",
+    "activePartnersCount",
+    "directReferralsCount",
+    "totalTeamSize",
+    "activeRank",
+    "wasActive",
+)
+
+
+def month_bounds(period: str) -> tuple[datetime, datetime]:
+    """The month's first instant and the next month's, as the platform's naive UTC timestamps."""
+    year, month = int(period[:4]), int(period[5:7])
+    return datetime(year, month, 1), datetime(year + month // 12, month % 12 + 1, 1)
+
+
+def stats_volumes(result: Recomputed) -> pl.DataFrame:
+    """The close's volume columns of ``monthly_stats``: one row per user but the root (the
+    platform's own monthly job skips the root too). ``teamVolume`` is the qualifying volume (the
+    50% rule), the value of the snapshot's ``qualifying_volume``, as the platform writes it."""
+    return result.state.filter(~pl.col("is_root")).select(
+        pl.col("user_id").cast(pl.Int32).alias("userID"),
+        cents_text(pl.col("monthly_pv_cents")).alias("personalVolume"),
+        cents_text(pl.col("qualifying_volume_cents")).alias("teamVolume"),
+        pl.col("active_partners").alias("activePartnersCount"),
+        pl.col("direct_referrals").alias("directReferralsCount"),
+        pl.col("team_size").fill_null(0).alias("totalTeamSize"),
+        pl.col("rank").alias("activeRank"),
+        pl.col("is_active").cast(pl.Int32).alias("wasActive"),
+    )
+
+
+def write_monthly_stats(connection: psycopg.Connection, result: Recomputed) -> dict:
+    """Inside the caller's transaction: the month's ``monthly_stats`` rows, without losing what the
+    platform wrote. A user's existing rows (same ``"userID"`` and month) get the volume columns
+    only; a user without one gets a new row whose ``"commissionsEarned"`` is the sum of their
+    bonuses created that month. Nothing is deleted. How many rows were updated and inserted."""
+    _stage_stats_volumes(connection, stats_volumes(result))
+    # No unique key on ("userID", month), so no ON CONFLICT: a platform job inserting the same
+    # user's row between the update and the insert would make a duplicate. Writers of
+    # monthly_stats wait for this transaction (readers do not).
+    connection.execute("LOCK TABLE monthly_stats IN SHARE ROW EXCLUSIVE MODE")
+    with _hash_joins_only(connection):
+        updated = _update_stats_volumes(connection, result.period)
+        inserted = _insert_new_stats(connection, result.period)
+    return {"monthly_stats_updated": updated, "monthly_stats_inserted": inserted}
+
+
+@contextlib.contextmanager
+def _hash_joins_only(connection: psycopg.Connection) -> Iterator[None]:
+    """No nested-loop joins inside the block (this transaction only; the setting is restored).
+
+    The month's monthly_stats rows were most likely just written by the platform's monthly job,
+    or not yet: either way the table's statistics are stale for that month (one month is a few
+    percent of the table, below autoanalyze's threshold), and an estimate of one row where there
+    are 100,000 turned the insert's anti join into a nested loop of minutes (measured). A hash
+    join costs the same whatever the estimate. On an error the transaction is rolled back, and
+    the setting with it."""
+    previous = connection.execute("SELECT current_setting('enable_nestloop')").fetchone()[0]
+    connection.execute("SELECT set_config('enable_nestloop', 'off', true)")
+    yield
+    connection.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])
+
+
+def _stage_stats_volumes(connection: psycopg.Connection, volumes: pl.DataFrame) -> None:
+    # The staging table takes its column types from monthly_stats itself, whatever the platform
+    # made them, so the update and insert below compare and copy like for like.
+    columns = ", ".join(f'"{c}"' for c in ("userID", *STATS_VOLUME_COLUMNS))
+    connection.execute(f"CREATE TEMP TABLE mlm_close_stats ON COMMIT DROP AS SELECT {columns} FROM monthly_stats WITH NO DATA")
+    copy_frame(connection, "mlm_close_stats", volumes.select("userID", *STATS_VOLUME_COLUMNS))
+    connection.execute("ANALYZE mlm_close_stats")
+
+
+def _update_stats_volumes(connection: psycopg.Connection, period: str) -> int:
+    """Set the volume columns of the month's existing rows (one hash join on ``"userID"``: it has
+    no index); rows already holding those values are not rewritten. The rows updated."""
+    stored = ", ".join(f'm."{c}"' for c in STATS_VOLUME_COLUMNS)
+    staged = ", ".join(f's."{c}"' for c in STATS_VOLUME_COLUMNS)
+    return connection.execute(
+        f"""UPDATE monthly_stats AS m SET {", ".join(f'"{c}" = s."{c}"' for c in STATS_VOLUME_COLUMNS)}
+            FROM mlm_close_stats AS s
+            WHERE m."month" = %s AND m."userID" = s."userID" AND ({stored}) IS DISTINCT FROM ({staged})""",
+        [period],
+    ).rowcount
+
+
+def _insert_new_stats(connection: psycopg.Connection, period: str) -> int:
+    """Insert a row for every staged user who has none for the month, ``"commissionsEarned"``
+    from the month's bonuses (aggregated once, by ``"userID"``: bonuses has no index on it).
+    ``"bonusesEarned"`` and ``"globalPoolEarned"`` are left for the platform's jobs. The rows inserted."""
+    first, following = month_bounds(period)
+    columns = ", ".join(f'"{c}"' for c in STATS_VOLUME_COLUMNS)
+    staged = ", ".join(f's."{c}"' for c in STATS_VOLUME_COLUMNS)
+    return connection.execute(
+        f"""INSERT INTO monthly_stats ("createdAt", "userID", "month", {columns}, "commissionsEarned")
+            SELECT now() AT TIME ZONE 'utc', s."userID", %(period)s::text, {staged}, coalesce(b.earned, 0)
+            FROM mlm_close_stats AS s
+            LEFT JOIN (SELECT "userID", sum("bonusAmount") AS earned FROM bonuses
+                       WHERE "createdAt" >= %(first)s AND "createdAt" < %(following)s
+                       GROUP BY "userID") AS b ON b."userID" = s."userID"
+            WHERE NOT EXISTS (SELECT FROM monthly_stats AS m WHERE m."month" = %(period)s::text AND m."userID" = s."userID")""",
+        {"period": period, "first": first, "following": following},
+    ).rowcount
 
 
 def reopen(db: Database, period: str, *, actor: str, reason: str) -> None:

@@ -125,7 +125,7 @@ periods = sa.Table(
     sa.Column("is_closed", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("closed_at", sa.DateTime(timezone=True)),
     sa.Column("close_run_id", sa.BigInteger),
-    sa.Column("input_fingerprint", sa.String(64)),
+    sa.Column("input_fingerprint", sa.Text),  # the close's watermark; grows with the counts' digits (0004)
 )
 
 period_events = sa.Table(

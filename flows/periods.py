@@ -122,11 +122,10 @@ def _close_month(db, plan: Plan, result: Recomputed, run_id: int) -> dict:
                 f"Reopen it first (mlm-recompute reopen --month {period} --reason ...) if the change is intended."
             )
         return {"already_closed": True, "snapshot_rows": 0}
-    team = result.state.select("user_id", "team_size")
     with write_connection(db) as connection, UnitOfWork(connection) as uow:
-        rows = periods.write_final(connection, result, run_id, fingerprint=_watermark_fingerprint(db, period, plan), team_size=team)
+        written = periods.write_final(connection, result, run_id, fingerprint=_watermark_fingerprint(db, period, plan))
         uow.commit()
-    return {"already_closed": False, "snapshot_rows": rows, "monthly_stats_rows": rows}
+    return {"already_closed": False, **written}
 
 
 @flow(name="mlm-reopen")

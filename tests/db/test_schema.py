@@ -24,7 +24,7 @@ def test_prepare_creates_everything_and_is_idempotent(empty_db):
     assert _tables(empty_db) == first
     assert {t.name for t in schema.PLATFORM_TABLES + schema.OWN_TABLES + schema.MEMO_TABLES} <= first
     assert "mlm_alembic_version" in first and "alembic_version" not in first
-    assert migrate.current_revision(empty_db.engine) == "0003"
+    assert migrate.current_revision(empty_db.engine) == "0004"
     # The platform's JSON columns are json, as on the platform.
     assert _column_types(empty_db, "users")["mlmStatus"] == "JSON"
 
