@@ -1,13 +1,15 @@
 """The ``mlm-recompute`` command line.
 
 Exit codes: 0 success; 1 a scenario's expectations failed or validation failed; 2 usage or a
-malformed file; 3 bad input refused (offending ids printed); 4 another run holds the lock.
+malformed file; 3 bad input refused (offending ids printed); 4 another run holds the lock;
+5 the database cannot be reached or refused the connection (one line says which server and why).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -18,6 +20,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3, 4
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlm-recompute", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an expected failure (or set MLM_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     db = sub.add_parser("db", help="database maintenance")
@@ -290,16 +293,38 @@ def main(argv: list[str] | None = None) -> int:
         from guard.cli import run as lint_json
 
         return lint_json(args)
+    from flows.config import Settings
+    from flows.failures import EXIT_DATABASE, DatabaseSettingError, check_database_url, database_failure_line, is_database_failure
+
+    debug = args.debug or os.environ.get("MLM_DEBUG", "") not in ("", "0")
+    try:
+        settings = Settings.from_env()
+        check_database_url(settings.database_url)
+    except DatabaseSettingError as error:
+        print(f"mlm-recompute: database error: {error}", file=sys.stderr)
+        return EXIT_DATABASE
+    except ValueError as error:
+        print(f"mlm-recompute: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _command(args, settings)
+    except Exception as error:
+        if debug or not is_database_failure(error):
+            raise
+        print(database_failure_line(error, settings.database_url, settings.data_dir), file=sys.stderr)
+        return EXIT_DATABASE
+
+
+def _command(args, settings) -> int:
+    """Run the command; an expected refusal is one line on stderr and its exit code."""
+    from db.periods import PeriodRefused
     from db.unit_of_work import RunLocked
     from flows.pipeline import ValidationFailed
-    from flows.config import Settings
-    from db.periods import PeriodRefused
     from flows.scenario import ScenarioFileError
     from transforms.plan import PlanError
     from transforms.problems import InputRejected
 
     try:
-        settings = Settings.from_env()
         return _COMMANDS[args.command](args, settings)
     except (ScenarioFileError, PlanError, ValueError) as error:
         print(f"mlm-recompute: error: {error}", file=sys.stderr)
