@@ -44,14 +44,19 @@ class Watermark:
 PIONEER_KEYS = ("hasPioneerBonus", "pioneerGrantedAt", "pioneerPurchaseId")
 
 
-def may_hold_keys(column: str, keys: tuple[str, ...], *, is_json: bool) -> str:
-    """SQL that is true for every document in ``column`` that can have one of ``keys`` at its
-    top level, without parsing it: a ``json`` column's text names the key as written, unless
-    it is spelt with \\u escapes (those documents count too); ``jsonb`` tests the keys directly.
-    Used to parse only the few documents that matter."""
+def may_be_pioneer(column: str, *, is_json: bool) -> str:
+    """SQL that is true for every ``mlmStatus`` in ``column`` that can hold a pioneer grant (or a
+    pioneer key), without parsing it. Every platform default document names ``hasPioneerBonus``
+    (false), so naming the key is not enough: a grant also has a ``true`` in its text, and the
+    other pioneer keys appear only where a grant was written."""
     if is_json:
-        return " OR ".join(f"strpos({column}::text, '{k}') > 0" for k in keys) + f" OR strpos({column}::text, '\\u') > 0"
-    return f"""{column} ?| ARRAY[{", ".join(f"'{k}'" for k in keys)}]"""
+        text = f"{column}::text"
+        return (
+            f"(strpos({text}, 'hasPioneerBonus') > 0 AND strpos({text}, 'true') > 0) OR "
+            + " OR ".join(f"strpos({text}, '{k}') > 0" for k in PIONEER_KEYS[1:])
+            + f" OR strpos({text}, '\\u') > 0"
+        )
+    return f"""({column} @> '{{"hasPioneerBonus": true}}' OR {column} ?| ARRAY[{", ".join(f"'{k}'" for k in PIONEER_KEYS[1:])}])"""
 
 
 def users_sql(column_types: dict[str, str]) -> str:
@@ -63,7 +68,7 @@ def users_sql(column_types: dict[str, str]) -> str:
     def type_of(column: str) -> str:
         return f'{"json_typeof" if is_json[column] else "jsonb_typeof"}(u."{column}")'
 
-    may_hold = may_hold_keys('u."mlmStatus"', PIONEER_KEYS, is_json=is_json["mlmStatus"])
+    may_hold = may_be_pioneer('u."mlmStatus"', is_json=is_json["mlmStatus"])
     return f"""
 SELECT u."userID"::bigint AS user_id,
        u."telegramID"::bigint AS telegram_id,

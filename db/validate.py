@@ -20,7 +20,7 @@ import psycopg
 
 from db.connection import Database
 from db.unit_of_work import write_connection
-from db.extract import may_hold_keys, naive_utc
+from db.extract import may_be_pioneer, naive_utc
 from db.load import STATUS_DEFAULTS, VOLUME_DEFAULTS, merged_document, PROVENANCE, ROW_VERSION, before_table, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
 from transforms.plan import Plan
 
@@ -212,7 +212,7 @@ def _volume_not_conserved(
 
 def _pioneer_failures(connection: psycopg.Connection, plan: Plan, root_user_id: int | None) -> list[dict]:
     # Only documents that mention the key are parsed (in json text; jsonb tests it directly).
-    mentions = may_hold_keys('"mlmStatus"', ("hasPioneerBonus",), is_json=json_column_types(connection).get("mlmStatus") == "json")
+    mentions = may_be_pioneer('"mlmStatus"', is_json=json_column_types(connection).get("mlmStatus") == "json")
     pioneers = _rows(
         connection,
         f"""SELECT "userID", status ->> 'pioneerNumber' FROM (
