@@ -74,6 +74,38 @@ def test_a_first_and_a_nightly_run_never_scan_purchases_per_user(db, monkeypatch
     _assert_no_per_row_scans(guard, db)
 
 
+@pytest.mark.slow
+def test_a_close_and_an_audit_never_scan_platform_tables_per_user(db, monkeypatch, prefect_server, tmp_path):
+    from flows.audit import audit_report
+    from flows.periods import close
+
+    _analyzed_platform(db)
+    with db.connect_raw() as c:
+        # the platform's commissions (bonuses has no index on "userID" either) and its own rows
+        c.execute(
+            """INSERT INTO bonuses ("userID", "bonusRate", "bonusAmount", "createdAt")
+               SELECT 1 + g %% %s, 0.04, 4.00, '2025-09-10'::timestamp + g * interval '1 second' FROM generate_series(1, %s) AS g""",
+            [USERS, USERS],
+        )
+        c.execute(
+            """INSERT INTO monthly_stats ("createdAt", "userID", "month", "commissionsEarned", "bonusesEarned")
+               SELECT '2025-10-01', g, '2025-09', 1.00, 2.00 FROM generate_series(2, %s, 7) AS g""",
+            [USERS],
+        )
+    with db.connect_raw() as c:
+        c.autocommit = True
+        c.execute("ANALYZE")
+    monkeypatch.setenv("MLM_DATABASE_URL", db.uri)
+    monkeypatch.setenv("MLM_ROOT_TELEGRAM_ID", str(ROOT))
+    guard = plan_guard.PlanGuard()
+    plan_guard.install(monkeypatch, guard)
+    closed = close("2025-09", now=AS_OF)
+    assert closed["monthly_stats_inserted"] + closed["monthly_stats_updated"] == USERS - 1
+    report = audit_report(db, load_plan(), AS_OF, ROOT, tmp_path)
+    assert report["drift"]["status"] == "computed"
+    _assert_no_per_row_scans(guard, db)
+
+
 # The volume check this project once had: purchases summed per written user through LATERAL.
 _PER_USER_LOOKUP = """SELECT w.user_id, b.cents FROM written AS w, LATERAL (
     SELECT sum(("packPrice" * 100)::bigint) AS cents FROM purchases WHERE "userID" = w.user_id) AS b"""
