@@ -33,6 +33,7 @@ SELECT c.relname, k.conname, pg_get_constraintdef(k.oid)
 FROM pg_constraint AS k JOIN pg_class AS c ON c.oid = k.conrelid
 JOIN pg_namespace AS n ON n.oid = c.relnamespace
 WHERE n.nspname = 'public' AND c.relname = ANY(%(tables)s)
+  AND k.contype <> 'n'  -- PostgreSQL 18 also lists NOT NULL here; attnotnull already says it
 ORDER BY c.relname, k.conname"""
 
 _INDEXES = """
