@@ -5,48 +5,54 @@ Everything read here is read inside one REPEATABLE READ, READ ONLY transaction (
 itself refuses any write in it, temporary tables included). The drift's recomputed side comes
 from the project's own dry run (``flows.pipeline.run_period(dry_run=True)``), which rolls back.
 
-Structure is checked in SQL, in one pass over ``users`` for all six JSON columns (each parsed
-once per user through ``::jsonb``, so ``json`` and ``jsonb`` columns behave the same; one pass
-rather than one per column because telling which documents the recompute wrote needs the
-``totalVolume`` of every user, the largest document). Each user's documents get an array of
-findings (column, section, kind, key, found type, expected, value) and the pass aggregates them.
-Deviation kinds:
+Structure is checked in SQL against the documented shapes of ``db.document_shapes``, in one pass
+over ``users`` for all six JSON columns (each parsed once per user through ``::jsonb``, so
+``json`` and ``jsonb`` columns behave the same). Each user's documents get an array of findings
+(column, section, kind, key, found type, expected, value) and the pass aggregates them; a
+compliant document has none. A finding's ``key`` is its path inside the document: ``kyc.status``,
+``branches[].isCapped`` (any element), ``branches[]`` (the element itself). Deviation kinds:
 
-* ``missing_key``: a key the recompute always writes is absent; only checked for documents the
-  recompute wrote (the user's ``totalVolume`` has ``calculatedAt`` or ``asOf``);
-* ``wrong_type``: the key holds another JSON type than documented;
-* ``out_of_domain``: the right type, a value outside the domain (a rank the plan does not have, a
-  month that is not ``YYYY-MM``, a time that is not ISO, a pioneer number outside 1..slots);
-* ``unknown_key``: a key not documented. Listed for every document; a deviation only for
-  ``totalVolume``, which the recompute owns whole (``mlmStatus``/``mlmVolumes`` keep others' keys).
+* ``missing_key``: a required key is absent (the pioneer keys: when ``hasPioneerBonus`` is true);
+* ``unknown_key``: a key the shape does not declare;
+* ``wrong_type``: the key holds another JSON type than documented (``null`` where null is not
+  documented, an array element that is not an object);
+* ``out_of_domain``: the right type, a value outside the domain (a value not in a documented
+  enum, a rank the plan does not have, a month that is not ``YYYY-MM``, a time that is not ISO,
+  a fraction where an integer belongs, a pioneer number outside 1..slots).
+
+A document that is not an object (an array, a string, JSON ``null``) and an SQL NULL are counted
+apart, never as compliant.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Mapping
 
 import polars as pl
 
 from db.connection import Database
+from db.document_shapes import ALWAYS, PIONEER, SHAPES, Key
 from db.extract import helper_in_snapshot, snapshot
 from transforms.plan import Plan
 
 EXAMPLES = 5  # example userIDs kept per finding
-TOP_DEVIATIONS = 20  # deviations listed per column, most common first
+LISTED = 50  # findings listed per column and kind in the report, most users first
 VALUE_CHARS = 60  # an example value is cut to this many characters
 
-# The documents' keys, and when a key is required: always written by the recompute ("written"),
-# written for pioneers ("pioneer"), or optional (None).
-WRITTEN, PIONEER = "written", "pioneer"
+KINDS = ("missing_key", "unknown_key", "wrong_type", "out_of_domain")
+KIND_LISTS = {"missing_key": "missing_keys", "unknown_key": "unknown_keys", "wrong_type": "wrong_types", "out_of_domain": "out_of_domain"}
+# The columns the recompute writes (it never writes the other three).
+RECOMPUTED = ("mlmStatus", "mlmVolumes", "totalVolume")
 
 
 @dataclass(frozen=True)
 class Rule:
-    """What a documented key may hold: its JSON types, and a domain over its value.
+    """What a value kind may hold: its JSON types, and a domain over its value.
 
     ``domain`` is SQL in which ``{text}`` stands for the value as text (``->>``) and ``{json}``
-    for it as JSON (``->``).
+    for it as JSON (``->``); it is only evaluated for a value of one of ``types`` other than null.
     """
 
     types: tuple[str, ...]
@@ -56,93 +62,46 @@ class Rule:
 
 _MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 _ISO_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+_MONEY_TEXT = r"^-?[0-9]+\.[0-9]{2}$"
+# A whole number (JSON does not tell 5 from 5.0, and neither does the check); numeric, not a
+# regex: a regex costs three times as much, and integers are the commonest domain checked.
+_WHOLE = "floor(({json})::numeric) = ({json})::numeric"
+
+
+def _matches(pattern: str) -> str:
+    return "{text} ~ " + _literal(pattern)
 
 
 def rules(plan: Plan) -> dict[str, Rule]:
-    """The value rules by name; rank names and pioneer slots come from the plan."""
+    """The rule of every value kind of ``db.document_shapes``; rank names and pioneer slots come from the plan."""
     # Plan rank names are validated identifiers (^[a-z][a-z0-9_]*$), safe as SQL literals.
-    ranks = "ARRAY[" + ", ".join(f"'{name}'" for name in plan.rank_names) + "]::text[]"
+    ranks = _text_array(plan.rank_names)
     return {
-        "money_text": Rule(("string",), "decimal string with two places", r"{text} ~ '^-?[0-9]+\.[0-9]{2}$'"),
         "number": Rule(("number",), "number"),
-        "integer": Rule(("number",), "integer", "{text} ~ '^-?[0-9]+$'"),
-        "month": Rule(("string",), "YYYY-MM", "{text} ~ '" + _MONTH + "'"),
-        "month_or_null": Rule(("string", "null"), "YYYY-MM or null", "{text} ~ '" + _MONTH + "'"),
-        "iso_time": Rule(("string",), "ISO time", "{text} ~ '" + _ISO_TIME + "'"),
+        "integer": Rule(("number",), "integer", _WHOLE),
+        # The documented number, or the decimal string the recompute writes.
+        "money": Rule(("number", "string"), "number or decimal string with two places", "jsonb_typeof({json}) = 'number' OR " + _matches(_MONEY_TEXT)),
         "boolean": Rule(("boolean",), "boolean"),
-        "object": Rule(("object",), "object"),
         "string": Rule(("string",), "string"),
+        "iso_time": Rule(("string",), "ISO time", _matches(_ISO_TIME)),
+        "month": Rule(("string",), "YYYY-MM", _matches(_MONTH)),
         "rank": Rule(("string",), f"a rank of plan {plan.version}", f"{{text}} = ANY({ranks})"),
-        "pioneer_number": Rule(
-            ("number",),
-            f"integer 1..{plan.pioneer_slots}",
-            f"CASE WHEN {{text}} ~ '^[0-9]+$' THEN {{text}}::numeric BETWEEN 1 AND {plan.pioneer_slots} ELSE false END",
-        ),
-        "objects": Rule(("array",), "array of objects", """NOT jsonb_path_exists({json}, '$[*] ? (@.type() != "object")')"""),
+        "pioneer_number": Rule(("number",), f"integer 1..{plan.pioneer_slots}", f"{_WHOLE} AND ({{json}})::numeric BETWEEN 1 AND {plan.pioneer_slots}"),
+        "array": Rule(("array",), "array"),
+        "object": Rule(("object",), "object"),
+        "objects": Rule(("array",), "array of objects"),  # its elements are checked one by one
     }
 
 
-@dataclass(frozen=True)
-class Document:
-    """A JSON column's documented structure: key -> (rule name, when required); ``keys`` empty
-    means any keys (only key/type frequencies are reported)."""
+def key_rule(key: Key, plan: Plan) -> Rule:
+    """The rule one documented key is checked by: its kind's, narrowed to ``one_of``, widened by null."""
+    rule = rules(plan)[key.kind]
+    if key.one_of:
+        rule = Rule(rule.types, "one of " + "|".join(key.one_of), "{text} = ANY(" + _text_array(key.one_of) + ")")
+    if key.null:
+        rule = Rule(rule.types + ("null",), rule.expected + " or null", rule.domain)
+    return rule
 
-    column: str
-    keys: dict[str, tuple[str, str | None]] = field(default_factory=dict)
-    owned_whole: bool = False
-
-    @property
-    def documented(self) -> bool:
-        return bool(self.keys)
-
-
-DOCUMENTS = (
-    Document(
-        "mlmVolumes",
-        {
-            "monthlyPV": ("money_text", WRITTEN),
-            "personalTotal": ("number", WRITTEN),
-            "graceDayStreak": ("integer", None),
-            "lastGraceDayMonth": ("month", None),
-            "autoship": ("object", None),
-        },
-    ),
-    Document(
-        "mlmStatus",
-        {
-            "lastActiveMonth": ("month_or_null", WRITTEN),
-            "rankQualifiedAt": ("iso_time", None),
-            "hasPioneerBonus": ("boolean", None),
-            "pioneerGrantedAt": ("iso_time", PIONEER),
-            "pioneerPurchaseId": ("integer", PIONEER),
-            "pioneerNumber": ("pioneer_number", PIONEER),
-            "pioneerPurchasesCount": ("integer", None),
-            "assignedRank": ("rank", None),
-            "assignedBy": ("integer", None),
-            "assignedAt": ("iso_time", None),
-            "isFounder": ("boolean", None),
-            "founderGrantedAt": ("iso_time", None),
-            "founderGrantedBy": ("integer", None),
-        },
-    ),
-    Document(
-        "totalVolume",
-        {
-            **{k: ("number", WRITTEN) for k in ("qualifyingVolume", "fullVolume", "requiredForNextRank", "gap", "capLimit")},
-            "nextRank": ("rank", WRITTEN),
-            "currentRank": ("rank", WRITTEN),
-            "branches": ("objects", WRITTEN),
-            "calculatedAt": ("iso_time", WRITTEN),
-            "runId": ("integer", WRITTEN),
-            "planVersion": ("string", WRITTEN),
-            "asOf": ("iso_time", WRITTEN),
-        },
-        owned_whole=True,
-    ),
-    Document("personalData"),
-    Document("emailVerification"),
-    Document("settings"),
-)
 
 _SEP = "chr(31)"  # joins a finding's parts: a control character that no key or value text holds
 _PARTS = ("column", "section", "kind", "key", "found", "expected", "value")
@@ -163,113 +122,197 @@ def _finding(column: str, section: str, kind: str = "NULL", key: str = "NULL", f
     return "concat(" + f", {_SEP}, ".join([_literal(column), _literal(section), kind, key, found, expected, value]) + ")"
 
 
-def _key_check(document: Document, doc: str, key: str, rule: Rule, required: str | None) -> str:
-    """SQL: the deviation of one key of the object ``doc``, or NULL when the key conforms."""
-    json, text = f"({doc} -> {_literal(key)})", f"({doc} ->> {_literal(key)})"
-    found, value = f"jsonb_typeof({json})", f"left({json}::text, {VALUE_CHARS})"
-    needed = {WRITTEN: "w.written", PIONEER: f"w.written AND {doc} -> 'hasPioneerBonus' = 'true'::jsonb", None: "false"}[required]
-    name, expected = _literal(key), _literal(rule.expected)
+def _value_text(json: str) -> str:
+    """SQL: the start of a JSON value's text, as an example value."""
+    return f"left({json}::text, {VALUE_CHARS})"
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an object being checked is: its column, the SQL (jsonb) of the object, and the path
+    its keys' paths start with (``""`` at the top of the document, ``"kyc."`` inside kyc)."""
+
+    column: str
+    doc: str
+    path: str
+
+    def inside(self, name: str, doc: str, suffix: str = ".") -> "Place":
+        return Place(self.column, doc, f"{self.path}{name}{suffix}")
+
+
+def _key_check(place: Place, name: str, key: Key, plan: Plan) -> str:
+    """SQL: the deviation of one key of the object at ``place``, or NULL when the key conforms
+    (the keys inside it are checked apart, by _nested_findings)."""
+    doc, rule = place.doc, key_rule(key, plan)
+    json, text = f"({doc} -> {_literal(name)})", f"({doc} ->> {_literal(name)})"
+    path, expected = _literal(place.path + name), _literal(rule.expected)
+    needed = {ALWAYS: "true", PIONEER: f"{doc} -> 'hasPioneerBonus' = 'true'::jsonb"}.get(key.required, "false")
 
     def deviation(kind: str, found: str = "NULL", value: str = "NULL") -> str:
-        return _finding(document.column, "deviation", _literal(kind), name, found, expected, value)
+        return _finding(place.column, "deviation", _literal(kind), path, found, expected, value)
 
-    checks = f"""CASE WHEN NOT {doc} ? {name} THEN CASE WHEN {needed} THEN {deviation("missing_key")} END
-                 WHEN {found} <> ALL ({_text_array(rule.types)}) THEN {deviation("wrong_type", found, value)}"""
+    in_domain = "NULL"
     if rule.domain:
         domain = rule.domain.replace("{text}", text).replace("{json}", json)
-        checks += f"""
-                 WHEN {found} <> 'null' AND NOT COALESCE({domain}, false) THEN {deviation("out_of_domain", found, value)}"""
-    return checks + " END"
+        in_domain = f"CASE WHEN NOT COALESCE({domain}, false) THEN {deviation('out_of_domain', f'jsonb_typeof({json})', _value_text(json))} END"
+    # A simple CASE computes the key's type once: a conforming key costs one lookup (and its domain).
+    documented = "\n                      ".join(f"WHEN {_literal(t)} THEN {'NULL' if t == 'null' else in_domain}" for t in rule.types)
+    absent = {"true": deviation("missing_key"), "false": "NULL"}.get(needed, f"CASE WHEN {needed} THEN {deviation('missing_key')} END")
+    return f"""CASE jsonb_typeof({json})
+                      {documented}
+                      ELSE CASE WHEN {doc} ? {_literal(name)} THEN {deviation("wrong_type", f"jsonb_typeof({json})", _value_text(json))} ELSE {absent} END END"""
 
 
-def _deviations_sql(document: Document, doc: str, plan: Plan) -> str:
-    """SQL: the deviations of the object ``doc`` (an empty array when it conforms)."""
-    if not document.documented:
-        return "ARRAY[]::text[]"
-    known = rules(plan)
-    checks = ",\n                 ".join(_key_check(document, doc, key, known[rule], required) for key, (rule, required) in document.keys.items())
-    deviations = f"array_remove(ARRAY[{checks}], NULL)"
-    if not document.owned_whole:
-        return deviations
-    # A document the recompute owns whole has no room for anyone else's keys.
+def _unknown_keys(place: Place, keys: Mapping[str, Key]) -> str:
+    """SQL: an unknown_key finding for each key of the object at ``place`` that ``keys`` does not declare."""
+    rest = f"({place.doc} - {_text_array(keys)})"
     unknown = _finding(
-        document.column, "deviation", "'unknown_key'", "k", f"jsonb_typeof({doc} -> k)", "'no such key'", f"left(({doc} -> k)::text, {VALUE_CHARS})"
+        place.column, "deviation", "'unknown_key'", f"{_literal(place.path)} || k", f"jsonb_typeof({place.doc} -> k)", "'no such key'", _value_text(f"({place.doc} -> k)")
     )
-    return f"{deviations} || ARRAY(SELECT {unknown} FROM jsonb_object_keys({doc} - {_text_array(document.keys)}) AS k)"
+    # The subquery runs only where there is an unknown key: most documents have none.
+    return f"CASE WHEN {rest} = '{{}}'::jsonb THEN ARRAY[]::text[] ELSE ARRAY(SELECT {unknown} FROM jsonb_object_keys({rest}) AS k) END"
 
 
-def _keys_sql(document: Document, doc: str) -> str:
-    """SQL: the object ``doc``'s keys as findings: the undocumented ones of a documented column,
-    every key with its JSON type for a free one."""
-    if document.owned_whole:
-        return "ARRAY[]::text[]"  # its unknown keys are deviations already (see _deviations_sql)
-    if document.documented:
-        unknown = _finding(document.column, "unknown_key", key="k")
-        return f"ARRAY(SELECT {unknown} FROM jsonb_object_keys({doc} - {_text_array(document.keys)}) AS k)"
-    key_type = _finding(document.column, "key_type", key="e.key", found="jsonb_typeof(e.value)")
-    return f"ARRAY(SELECT {key_type} FROM jsonb_each({doc}) AS e)"
+def _element_findings(place: Place, name: str, key: Key, plan: Plan, depth: int) -> str:
+    """SQL: the deviations of the elements of the array ``name`` of the object at ``place``, each
+    finding once per document (with the first example value), however many elements share it."""
+    array, alias = f"({place.doc} -> {_literal(name)})", f"e{depth}"
+    element = place.inside(name, f"{alias}.el", "[].")
+    not_object = _finding(
+        place.column, "deviation", "'wrong_type'", _literal(place.path + name + "[]"), f"jsonb_typeof({alias}.el)", "'object'", _value_text(f"{alias}.el")
+    )
+    findings = f"CASE WHEN jsonb_typeof({alias}.el) = 'object' THEN {_object_findings(element, key.keys, plan, depth + 1)} ELSE ARRAY[{not_object}] END"
+    head = f"left(f{depth}.f, -1 - length(split_part(f{depth}.f, {_SEP}, -1)))"  # the finding without its value
+    return f"""CASE WHEN jsonb_typeof({array}) = 'array' AND {array} <> '[]'::jsonb THEN ARRAY(
+                   SELECT DISTINCT ON ({head}) f{depth}.f
+                   FROM jsonb_array_elements({array}) AS {alias}(el), unnest({findings}) AS f{depth}(f)
+                   ORDER BY {head}, f{depth}.f)
+                 ELSE ARRAY[]::text[] END"""
 
 
-def _checked_columns(document: Document, i: int, plan: Plan) -> str:
-    """SQL select-list items for one JSON column (alias ``d<i>``): its type, its deviations, its other findings."""
+def _nested_findings(place: Place, name: str, key: Key, plan: Plan, depth: int) -> str | None:
+    """SQL: the deviations inside the key ``name`` (an object, or an array of objects) when it
+    holds the documented type; None for a key of any other kind."""
+    json = f"({place.doc} -> {_literal(name)})"
+    if key.kind == "object":
+        inner = _object_findings(place.inside(name, json), key.keys, plan, depth)
+        return f"CASE WHEN jsonb_typeof({json}) = 'object' THEN {inner} ELSE ARRAY[]::text[] END"
+    if key.kind == "objects":
+        return _element_findings(place, name, key, plan, depth)
+    return None
+
+
+def _object_findings(place: Place, keys: Mapping[str, Key], plan: Plan, depth: int = 0) -> str:
+    """SQL (text[]): every deviation of the object at ``place`` from ``keys``, nested keys
+    included; an empty array when it conforms."""
+    checks = ",\n                 ".join(_key_check(place, name, key, plan) for name, key in keys.items())
+    nested = [n for n in (_nested_findings(place, name, key, plan, depth) for name, key in keys.items()) if n]
+    return "(" + " || ".join([f"array_remove(ARRAY[{checks}], NULL)", *nested, _unknown_keys(place, keys)]) + ")"
+
+
+def _checked_columns(column: str, i: int, plan: Plan) -> str:
+    """SQL select-list items for one JSON column (alias ``d<i>``): its JSON type, its deviations, and its shape when not an object."""
     doc = f"d{i}.doc"
-    shape = _finding(document.column, "non_object", kind=f"jsonb_typeof({doc})", value=f"left({doc}::text, {VALUE_CHARS})")
+    shape = _finding(column, "non_object", kind=f"jsonb_typeof({doc})", value=_value_text(doc))
     return f"""COALESCE(jsonb_typeof({doc}), 'sql null') AS t{i},
-           CASE WHEN jsonb_typeof({doc}) = 'object' THEN {_deviations_sql(document, doc, plan)} ELSE ARRAY[]::text[] END AS v{i},
-           CASE WHEN jsonb_typeof({doc}) = 'object' THEN {_keys_sql(document, doc)}
-                WHEN {doc} IS NOT NULL THEN ARRAY[{shape}] ELSE ARRAY[]::text[] END AS k{i}"""
+           CASE WHEN jsonb_typeof({doc}) = 'object' THEN {_object_findings(Place(column, doc, ""), SHAPES[column], plan)} ELSE ARRAY[]::text[] END AS v{i},
+           CASE WHEN jsonb_typeof({doc}) <> 'object' THEN ARRAY[{shape}] ELSE ARRAY[]::text[] END AS k{i}"""
 
 
-def _counts_sql(i: int) -> str:
-    return f"""count(*) FILTER (WHERE t{i} = 'sql null'), count(*) FILTER (WHERE t{i} = 'object'),
-               count(*) FILTER (WHERE t{i} = 'object' AND cardinality(v{i}) = 0), count(*) FILTER (WHERE t{i} = 'object' AND written)"""
+# A document's state, the low two bits of its code; the bits above say which KINDS it deviates by.
+NULL_DOCUMENT, NOT_OBJECT, COMPLIANT, DEVIATING = 0, 1, 2, 3
 
 
-COUNTS = ("null", "objects", "compliant", "written")
+def _code_sql(i: int) -> str:
+    """SQL: column ``i``'s code for one user: its state, plus ``4 << n`` when it has a deviation
+    of ``KINDS[n]`` (a finding's parts read ..., deviation, kind, ...)."""
+    deviations = f"array_to_string(v{i}, chr(30))"
+    kinds = " + ".join(
+        f"CASE WHEN strpos({deviations}, 'deviation' || {_SEP} || {_literal(kind)} || {_SEP}) > 0 THEN {4 << n} ELSE 0 END" for n, kind in enumerate(KINDS)
+    )
+    return f"""CASE WHEN t{i} = 'sql null' THEN {NULL_DOCUMENT} WHEN t{i} <> 'object' THEN {NOT_OBJECT}
+                WHEN cardinality(v{i}) = 0 THEN {COMPLIANT} ELSE {DEVIATING} + {kinds} END AS c{i}"""
+
+
+# Each column's counts: SQL NULL documents, objects, compliant objects, objects of users whose
+# documents the recompute wrote, then objects with at least one deviation of each of KINDS.
+COUNTS = ("null", "objects", "compliant", "written", *KINDS)
 
 
 def structure_sql(plan: Plan, part: str = "true") -> str:
-    """One pass over ``users`` checking every JSON column: one row of counts (COUNTS for each
-    column in DOCUMENTS order), then one row per finding (column, section, kind, key, found,
+    """One pass over ``users`` checking every JSON column: rows of section ``codes`` (how many
+    users have each combination of column codes, see _code_sql; ``counts`` holds written, then the
+    codes in SHAPES order), then one row per finding (column, section, kind, key, found,
     expected) with its users, example userIDs and their values."""
-    total_volume = next(i for i, d in enumerate(DOCUMENTS) if d.column == "totalVolume")
+    columns = list(SHAPES)
+    total_volume = columns.index("totalVolume")
     # OFFSET 0 keeps the planner from inlining a subquery, which would parse the JSON again at
-    # every reference instead of once per user.
-    parsed = ",\n         ".join(f'LATERAL (SELECT u."{d.column}"::jsonb AS doc OFFSET 0) AS d{i}' for i, d in enumerate(DOCUMENTS))
-    findings = " || ".join(f"v{i} || k{i}" for i in range(len(DOCUMENTS)))
-    counts = ",\n               ".join(_counts_sql(i) for i in range(len(DOCUMENTS)))
+    # every reference instead of once per user (and, for the checks, check it again).
+    parsed = ",\n             ".join(f'LATERAL (SELECT u."{column}"::jsonb AS doc OFFSET 0) AS d{i}' for i, column in enumerate(columns))
+    findings = " || ".join(f"v{i} || k{i}" for i in range(len(columns)))
+    codes = ", ".join(f"c{i}" for i in range(len(columns)))
     parts = ", ".join(f"split_part(x, {_SEP}, {n})" for n in range(1, len(_PARTS)))
     return f"""
 WITH checked AS MATERIALIZED (
-    SELECT u."userID" AS user_id,
-           w.written,
-           {", ".join(_checked_columns(d, i, plan) for i, d in enumerate(DOCUMENTS))}
-    FROM users AS u,
-         {parsed},
-         -- A user's documents count as written by the recompute when its totalVolume carries
-         -- the run's time stamps (calculatedAt or asOf).
-         LATERAL (SELECT COALESCE(jsonb_typeof(d{total_volume}.doc) = 'object' AND d{total_volume}.doc ?| ARRAY['calculatedAt', 'asOf'], false)
-                  AS written OFFSET 0) AS w
-    WHERE {part}
+    SELECT user_id, written, {", ".join(_code_sql(i) for i in range(len(columns)))}, {findings} AS findings
+    FROM (
+        SELECT u."userID" AS user_id,
+               w.written,
+               {", ".join(_checked_columns(column, i, plan) for i, column in enumerate(columns))}
+        FROM users AS u,
+             {parsed},
+             -- A user's documents count as written by the recompute when its totalVolume carries
+             -- the run's provenance (runId or asOf; the platform's own code writes neither).
+             LATERAL (SELECT COALESCE(jsonb_typeof(d{total_volume}.doc) = 'object' AND d{total_volume}.doc ?| ARRAY['runId', 'asOf'], false)
+                      AS written OFFSET 0) AS w
+        WHERE {part}
+        OFFSET 0
+    ) AS c
 )
-SELECT NULL AS column, 'counts' AS section, NULL AS kind, NULL AS key, NULL AS found, NULL AS expected,
-       NULL::bigint AS users, NULL::int[] AS example_user_ids, NULL::text[] AS example_values,
-       ARRAY[{counts}] AS counts
+SELECT NULL AS column, 'codes' AS section, NULL AS kind, NULL AS key, NULL AS found, NULL AS expected,
+       count(*) AS users, NULL::int[] AS example_user_ids, NULL::text[] AS example_values,
+       ARRAY[written::int, {codes}] AS counts
 FROM checked
+GROUP BY written, {codes}
 UNION ALL
 SELECT {parts}, count(*), (array_agg(user_id ORDER BY user_id))[1:{EXAMPLES}],
        (array_agg(split_part(x, {_SEP}, {len(_PARTS)}) ORDER BY user_id))[1:{EXAMPLES}], NULL
-FROM checked, unnest({findings}) AS x
+FROM checked, unnest(findings) AS x
 GROUP BY 1, 2, 3, 4, 5, 6
 """
+
+
+def column_counts(codes: pl.DataFrame) -> list[int]:
+    """The ``codes`` rows of structure_sql as COUNTS for each column in SHAPES order (one flat
+    list): users summed over the code combinations where each count holds."""
+    frame = codes.select(
+        pl.col("users"), pl.col("counts").list.get(0).alias("written"), *(pl.col("counts").list.get(i + 1).alias(f"c{i}") for i in range(len(SHAPES)))
+    )
+
+    def holds(code: pl.Expr) -> list[pl.Expr]:
+        """Whether each of COUNTS holds for a column's code (in COUNTS order)."""
+        state = code % 4
+        objects = state >= COMPLIANT
+        by_kind = [(code // (4 << n)) % 2 == 1 for n in range(len(KINDS))]
+        return [state == NULL_DOCUMENT, objects, state == COMPLIANT, objects & (pl.col("written") == 1), *by_kind]
+
+    sums = [
+        (pl.col("users") * predicate.cast(pl.Int64)).sum().alias(f"{i}.{n}")
+        for i in range(len(SHAPES))
+        for n, predicate in enumerate(holds(pl.col(f"c{i}")))
+    ]
+    return [int(total) for total in frame.select(sums).row(0)]
 
 
 def structure_findings(cursor, plan: Plan, part: str = "true") -> pl.DataFrame:
     """Every structure finding of every JSON column, from one pass over ``users`` (those ``part``
     chooses): one row per (column, section, kind, key, found, expected), and one row of counts
-    (section ``counts``)."""
+    (section ``counts``: COUNTS for each column in SHAPES order)."""
     cursor.execute(structure_sql(plan, part))
-    return pl.from_arrow(cursor.fetch_arrow_table())
+    rows = pl.from_arrow(cursor.fetch_arrow_table())
+    summed = column_counts(rows.filter(pl.col("section") == "codes"))
+    counts = rows.clear(1).with_columns(section=pl.lit("counts"), counts=pl.Series([summed], dtype=rows.schema["counts"]))
+    return pl.concat([counts, rows.filter(pl.col("section") != "codes")])
 
 
 FINDING_KEYS = ["column", "section", "kind", "key", "found", "expected"]
@@ -296,28 +339,37 @@ def merged_findings(parts: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 def structure_compliance(findings: pl.DataFrame) -> dict[str, dict]:
-    """Each JSON column's compliance report, by column name (DOCUMENTS order)."""
+    """Each JSON column's compliance report, by column name (SHAPES order)."""
     counts = findings.filter(pl.col("section") == "counts")["counts"][0].to_list()
     rows = findings.filter(pl.col("section") != "counts").with_columns(
         pl.col("kind", "key", "found", "expected").replace("", None),
         pl.col("example_values").list.eval(pl.element().replace("", None)),
     )
     return {
-        document.column: _column_compliance(
-            document, dict(zip(COUNTS, counts[i * len(COUNTS) : (i + 1) * len(COUNTS)])), rows.filter(pl.col("column") == document.column)
-        )
-        for i, document in enumerate(DOCUMENTS)
+        column: _column_compliance(column, dict(zip(COUNTS, counts[i * len(COUNTS) : (i + 1) * len(COUNTS)])), rows.filter(pl.col("column") == column))
+        for i, column in enumerate(SHAPES)
     }
 
 
-def _rows(findings: pl.DataFrame, section: str) -> list[dict]:
-    """One section's findings, most users first, then by key and kind."""
+def _rows(findings: pl.DataFrame, section: str, kind: str | None = None) -> list[dict]:
+    """One section's findings (of one kind), most users first, then by key and found type."""
     chosen = findings.filter(pl.col("section") == section)
+    if kind is not None:
+        chosen = chosen.filter(pl.col("kind") == kind)
     return chosen.sort(["users", "key", "kind", "found"], descending=[True, False, False, False], nulls_last=True).to_dicts()
 
 
-def _column_compliance(document: Document, counts: dict[str, int], findings: pl.DataFrame) -> dict:
-    """One column's report: NULL, non-object and compliant counts, deviations, keys."""
+_FINDING_FIELDS = ("path", "key", "found", "expected", "users", "example_user_ids", "example_values")
+
+
+def _finding_entry(column: str, row: dict) -> dict:
+    """One deviation as the report lists it; ``path`` is the key's path with its column (``personalData.kyc.status``)."""
+    return {name: (f"{column}.{row['key']}" if name == "path" else row[name]) for name in _FINDING_FIELDS}
+
+
+def _column_compliance(column: str, counts: dict[str, int], findings: pl.DataFrame) -> dict:
+    """One column's report: NULL, non-object and compliant counts and shares; per deviation
+    kind, the documents with one and the deviations found (at most LISTED, most users first)."""
     shapes = [{"type": r["kind"], "users": r["users"], "example_user_ids": r["example_user_ids"]} for r in _rows(findings, "non_object")]
     users = counts["null"] + counts["objects"] + sum(s["users"] for s in shapes)
     compliant = counts["compliant"]
@@ -329,40 +381,19 @@ def _column_compliance(document: Document, counts: dict[str, int], findings: pl.
         "compliant": compliant,
         "compliant_share": round(compliant / users, 4) if users else None,
         "compliant_share_of_objects": round(compliant / counts["objects"], 4) if counts["objects"] else None,
-    }
-    if not document.documented:
-        return report | {"key_types": [{"key": r["key"], "type": r["found"], "users": r["users"]} for r in _rows(findings, "key_type")]}
-    deviations = _rows(findings, "deviation")
-    return report | {
-        "written_by_recompute": counts["written"],
         "deviating": counts["objects"] - compliant,
-        "deviation_kinds": _deviation_kinds(deviations),
-        "deviations": [_deviation(r) for r in deviations[:TOP_DEVIATIONS]],
-        "deviations_not_listed": max(0, len(deviations) - TOP_DEVIATIONS),
-        "unknown_keys": [{"key": r["key"], "users": r["users"], "example_user_ids": r["example_user_ids"]} for r in _unknown_keys(findings)],
+        # Objects with at least one deviation of the kind (one document may count for several kinds).
+        "deviating_by_kind": {kind: counts[kind] for kind in KINDS},
     }
-
-
-def _unknown_keys(findings: pl.DataFrame) -> list[dict]:
-    """The undocumented keys found: listed apart, or (a document owned whole) among the deviations."""
-    listed = _rows(findings, "unknown_key")
-    return listed or [r for r in _rows(findings, "deviation") if r["kind"] == "unknown_key"]
-
-
-def _deviation_kinds(deviations: list[dict]) -> dict[str, int]:
-    """Findings per deviation kind (a user with two wrong keys counts twice)."""
-    kinds: dict[str, int] = {}
-    for row in deviations:
-        kinds[row["kind"]] = kinds.get(row["kind"], 0) + row["users"]
-    return kinds
-
-
-_DEVIATION_FIELDS = ("kind", "key", "found", "expected", "users", "example_user_ids", "example_values")
-
-
-def _deviation(row: dict) -> dict:
-    """One deviation as the report lists it."""
-    return {name: row[name] for name in _DEVIATION_FIELDS}
+    if column in RECOMPUTED:
+        report["written_by_recompute"] = counts["written"]
+    not_listed = {}
+    for kind, name in KIND_LISTS.items():
+        found = _rows(findings, "deviation", kind)
+        report[name] = [_finding_entry(column, r) for r in found[:LISTED]]
+        if len(found) > LISTED:
+            not_listed[kind] = len(found) - LISTED
+    return report | {"not_listed": not_listed}
 
 
 # --- persistence drift ------------------------------------------------------------------------

@@ -10,13 +10,13 @@ what the platform's own specification adds and the recompute itself writes:
 * ``mlmVolumes.monthlyPV``: documented as a number (``0.0``); the recompute writes a decimal
   string with two places (``"1500.00"``, ``transforms/documents.py``): both are legal;
 * ``totalVolume``: the recompute's provenance (``runId``, ``planVersion``, ``asOf``, optional:
-  the platform's own code does not write them); ``branches[].referralName`` is documented but the
-  recompute does not write it, so it is optional.
+  the platform's own code does not write them).
 
 A key is required unless marked otherwise: every key of a documented default document is there
 from the user's creation on (the platform sets its defaults in Python, never in the database).
-A key not listed is an unknown key. JSON ``null`` is legal only where the documentation shows it
-(``null=True``), and for ``referralName`` and the founders' keys (explained where declared).
+A key not listed is an unknown key. JSON ``null`` is legal where a key says ``null=True``: where
+the documentation shows it, and for ``referralName`` and the founders' keys (explained where
+they are declared).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ OPTIONAL = "optional"
 # The kinds of value a key may hold (the audit turns each into JSON types and an SQL domain).
 VALUE_KINDS = (
     "number",
-    "integer",  # a number without a fraction
+    "integer",  # a whole number (5 or 5.0: JSON does not tell an integer from a float)
     "money",  # a number, or a decimal string with two places
     "boolean",
     "string",
@@ -94,9 +94,9 @@ MLM_VOLUMES = {
 
 BRANCH = {
     "referralTelegramId": Key("integer"),
-    # The referral's first name, which the platform does not require (users.firstname is
-    # nullable); the recompute does not write it.
-    "referralName": Key("string", null=True, required=OPTIONAL),
+    # The referral's first name (users.firstname), which the platform does not require: null
+    # for a referral without one.
+    "referralName": Key("string", null=True),
     "referralUserId": Key("integer"),
     "fullVolume": Key("number"),
     "cappedVolume": Key("number"),

@@ -151,14 +151,27 @@ def _examples(ids, values=None) -> str:
     return ", ".join(f"{i} ({v})" if v is not None else str(i) for i, v in zip(ids, values))
 
 
+MD_ROWS = 20  # deviations shown per column and kind in the Markdown (the JSON lists more)
+_KIND_TITLES = {"missing_key": "missing keys", "unknown_key": "unknown keys", "wrong_type": "wrong types", "out_of_domain": "values outside the domain"}
+_KIND_WORDS = {"missing_key": "missing key", "unknown_key": "unknown key", "wrong_type": "wrong type", "out_of_domain": "bad value"}  # terminal lines
+
+
 def _md_structure(structure: dict) -> list[str]:
-    """The compliance table, then each column's deviations, unknown keys or key/type frequencies."""
-    lines = ["## Structure of the JSON columns", "", "A document complies when it is an object whose keys match the documented structure.", ""]
+    """The compliance table (shares and documents per deviation kind), then each column's deviations."""
+    lines = [
+        "## Structure of the JSON columns",
+        "",
+        "A document complies when it is an object whose keys, nested keys included, match the platform's documented shape "
+        "(`db/document_shapes.py`): every required key present, no unknown key, every value of the documented type and domain. "
+        "The kind columns count documents with at least one deviation of that kind.",
+        "",
+    ]
     lines += _table(
-        ["column", "users", "NULL", "not an object", "objects", "compliant", "compliant share", "of objects"],
+        ["column", "users", "NULL", "not an object", "objects", "compliant", "compliant share", "of objects", *_KIND_TITLES.values()],
         [
             [name, f"{c['users']:,}", f"{c['null']:,}", ", ".join(f"{n['type']} {n['users']:,}" for n in c["non_object"]) or "0",
-             f"{c['objects']:,}", f"{c['compliant']:,}", _share(c["compliant_share"]), _share(c["compliant_share_of_objects"])]
+             f"{c['objects']:,}", f"{c['compliant']:,}", _share(c["compliant_share"]), _share(c["compliant_share_of_objects"]),
+             *(f"{c['deviating_by_kind'][kind]:,}" for kind in _KIND_TITLES)]
             for name, c in structure.items()
         ],
     )
@@ -168,24 +181,23 @@ def _md_structure(structure: dict) -> list[str]:
 
 
 def _md_column(name: str, column: dict) -> list[str]:
+    """One column: its non-object documents, then its deviations, most users first within each kind."""
     lines = [f"### {name}", ""]
     for shape in column["non_object"]:
         lines += [f"- not an object ({shape['type']}): {shape['users']:,} users, e.g. userID {_cell(shape['example_user_ids'])}"]
-    if "key_types" in column:
-        lines += ["- any keys are allowed; keys found:", ""] if column["key_types"] else ["- no keys found", ""]
-        return lines + (_table(["key", "type", "users"], [[k["key"], k["type"], f"{k['users']:,}"] for k in column["key_types"]]) if column["key_types"] else [])
-    lines += [f"- written by the recompute: {column['written_by_recompute']:,}; deviating: {column['deviating']:,}", ""]
-    if column["deviations"]:
-        lines += _table(
-            ["deviation", "key", "found", "expected", "users", "examples: userID (value)"],
-            [[d["kind"], d["key"], d["found"], d["expected"], f"{d['users']:,}", _examples(d["example_user_ids"], d["example_values"])] for d in column["deviations"]],
-        )
-    if column["deviations_not_listed"]:
-        lines += [f"- and {column['deviations_not_listed']:,} rarer deviations (see the JSON report)", ""]
-    if column["unknown_keys"]:
-        lines += ["Keys not documented" + (" (deviations: the recompute owns this document whole):" if name == "totalVolume" else " (kept, not a failure):"), ""]
-        lines += _table(["key", "users", "example userIDs"], [[k["key"], f"{k['users']:,}", k["example_user_ids"]] for k in column["unknown_keys"]])
-    return lines
+    if "written_by_recompute" in column:
+        lines += [f"- documents of users the recompute has written: {column['written_by_recompute']:,}"]
+    lines += [f"- compliant: {column['compliant']:,} of {column['users']:,} ({_share(column['compliant_share'])}); deviating objects: {column['deviating']:,}", ""]
+    rows, more = [], []
+    for kind, title in _KIND_TITLES.items():
+        found = column[numbers.KIND_LISTS[kind]]
+        rows += [[kind, d["path"], d["found"], d["expected"], f"{d['users']:,}", _examples(d["example_user_ids"], d["example_values"])] for d in found[:MD_ROWS]]
+        hidden = max(0, len(found) - MD_ROWS) + column["not_listed"].get(kind, 0)
+        if hidden > 0:
+            more.append(f"- and {hidden:,} rarer {title} (the JSON report lists up to {numbers.LISTED} per kind)")
+    if rows:
+        lines += _table(["deviation", "path", "found", "expected", "users", "examples: userID (value)"], rows)
+    return lines + (more + [""] if more else [])
 
 
 def _md_drift(drift: dict, chart: str) -> list[str]:
@@ -262,7 +274,9 @@ def audit_lines(report: dict) -> list[str]:
         shapes = sum(s["users"] for s in column["non_object"])
         lines.append(
             f"  {name:<18} compliant {_share(column['compliant_share']):>6}  NULL {column['null']:,}  not an object {shapes:,}"
-            f"  deviating {column.get('deviating', 0):,}"
+            f"  deviating {column['deviating']:,} ("
+            + ", ".join(f"{_KIND_WORDS[kind]} {n:,}" for kind, n in column["deviating_by_kind"].items())
+            + ")"
         )
     drift = report["drift"]
     if drift["status"] != "computed":
