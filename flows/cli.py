@@ -301,18 +301,21 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         check_database_url(settings.database_url)
     except DatabaseSettingError as error:
-        print(f"mlm-recompute: database error: {error}", file=sys.stderr)
-        return EXIT_DATABASE
+        return _said(f"mlm-recompute: database error: {error}", EXIT_DATABASE)
     except ValueError as error:
-        print(f"mlm-recompute: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _said(f"mlm-recompute: error: {error}", EXIT_USAGE)
     try:
         return _command(args, settings)
     except Exception as error:
         if debug or not is_database_failure(error):
             raise
-        print(database_failure_line(error, settings.database_url, settings.data_dir), file=sys.stderr)
-        return EXIT_DATABASE
+        return _said(database_failure_line(error, settings.database_url, settings.data_dir), EXIT_DATABASE)
+
+
+def _said(line: str, code: int) -> int:
+    """An expected failure: one line on stderr, and the exit code that says what kind it was."""
+    print(line, file=sys.stderr)
+    return code
 
 
 def _command(args, settings) -> int:
@@ -327,17 +330,13 @@ def _command(args, settings) -> int:
     try:
         return _COMMANDS[args.command](args, settings)
     except (ScenarioFileError, PlanError, ValueError) as error:
-        print(f"mlm-recompute: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _said(f"mlm-recompute: error: {error}", EXIT_USAGE)
     except InputRejected as rejected:
-        print(f"mlm-recompute: refused, nothing written: {rejected}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _said(f"mlm-recompute: refused, nothing written: {rejected}", EXIT_BAD_INPUT)
     except PeriodRefused as refused:
-        print(f"mlm-recompute: refused: {refused}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _said(f"mlm-recompute: refused: {refused}", EXIT_BAD_INPUT)
     except RunLocked as locked:
-        print(f"mlm-recompute: {locked}", file=sys.stderr)
-        return EXIT_LOCKED
+        return _said(f"mlm-recompute: {locked}", EXIT_LOCKED)
     except ValidationFailed as failed:
         print(f"mlm-recompute: {failed}", file=sys.stderr)
         for failure in failed.failures[:20]:
