@@ -101,6 +101,7 @@ _TOP_LEVEL = {
     "ranks",
 }
 _RANK_KEYS = {"name", "rate", "personal_volume", "team_volume", "active_partners"}
+MAX_VERSION_LENGTH = 100
 
 
 def plan_from_mapping(data: dict[str, Any]) -> Plan:
@@ -121,6 +122,9 @@ def plan_from_mapping(data: dict[str, Any]) -> Plan:
     version = data["version"]
     if not isinstance(version, str) or not version.strip():
         raise PlanError(f"plan.version: must be a non-empty string, got {version!r}")
+    # the version is stored with every run (varchar(100)) and printed on one line
+    if len(version) > MAX_VERSION_LENGTH or not version.isprintable():
+        raise PlanError(f"plan.version: must be at most {MAX_VERSION_LENGTH} printable characters on one line, got {version!r}")
     return Plan(
         version=version,
         ranks=ranks,
@@ -164,6 +168,14 @@ def _ranks(items: Any) -> tuple[Rank, ...]:
     entry = ranks[0]
     if entry.personal_volume_cents or entry.team_volume_cents or entry.active_partners:
         raise PlanError(f"plan.ranks[0] ({entry.name}): the entry rank must require nothing")
+    for lower, higher in zip(ranks, ranks[1:]):
+        # ranks are in ascending order: a higher rank never asks less than the one below it
+        for field, attribute in (("personal_volume", "personal_volume_cents"), ("team_volume", "team_volume_cents"), ("active_partners", "active_partners")):
+            if getattr(higher, attribute) < getattr(lower, attribute):
+                raise PlanError(
+                    f"plan.ranks[{higher.order}].{field} ({higher.name}): requires less than the rank below it ({lower.name}); "
+                    "ranks must be listed in ascending order of their requirements"
+                )
     return tuple(ranks)
 
 

@@ -43,6 +43,9 @@ def test_overrides_apply_on_top():
         ({"colour": "red"}, "unknown field"),
         ({"ranks": []}, "plan.ranks"),
         ({"ranks": [{"name": "start", "rate": "0", "personal_volume": "1", "team_volume": "0", "active_partners": 0}]}, r"plan.ranks\[0\]"),
+        ({"version": "2025.1\nsecond line"}, "plan.version"),
+        ({"version": "v\x00"}, "plan.version"),
+        ({"version": "v" * 101}, "plan.version"),
     ],
 )
 def test_bad_plans_are_refused_naming_the_field(override, field):
@@ -57,3 +60,12 @@ def test_a_bad_plan_file_names_the_file(tmp_path):
         load_plan(path)
     with pytest.raises(PlanError, match="not found"):
         load_plan(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("field", ["personal_volume", "team_volume", "active_partners"])
+def test_a_rank_that_requires_less_than_the_rank_below_it_is_refused(field):
+    ranks = load_plan().to_mapping()["ranks"]
+    growth = next(r for r in ranks if r["name"] == "growth")
+    growth[field] = 1 if field == "active_partners" else "1.00"
+    with pytest.raises(PlanError, match=rf"plan.ranks\[2\].{field} \(growth\): requires less than the rank below it \(builder\)"):
+        load_plan().with_overrides({"ranks": ranks})

@@ -196,6 +196,11 @@ def plans(draw) -> Plan:
             "active_partners": draw(st.integers(2, 4)),
         },
     ]
+    # A plan's requirements never go down from one rank to the next (plan.py refuses that).
+    for lower, higher in zip(ranks, ranks[1:]):
+        higher["active_partners"] = max(higher["active_partners"], lower["active_partners"])
+        for field in ("personal_volume", "team_volume"):
+            higher[field] = max(higher[field], lower[field], key=Decimal)
     return DEFAULT_PLAN.with_overrides(
         {
             "version": "scaled-test",
