@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 KINDS = {
     "no_root": ("userID", "no root user: neither the configured default referrer nor a single self-sponsored user exists"),
     "several_roots": ("userID", "several users sponsor themselves and no root is configured"),
+    "root_setting": ("userID", "sponsors itself, but the configured root (MLM_ROOT_TELEGRAM_ID) is another user"),
     "orphan": ("userID", "upline matches no user's telegramID"),
     "cycle": ("userID", "sponsor chain loops and never reaches the root"),
     "unknown_user": ("purchaseID", "purchase of a user that does not exist"),

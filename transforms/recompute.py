@@ -133,7 +133,7 @@ def recompute(
     """Apply ``plan`` to ``inputs`` for ``period`` as of ``provenance.as_of``."""
     tree = referral_tree(inputs.users, root_telegram_id)
     problems = list(tree.problems) + input_problems(inputs, plan)
-    if any(p.kind in ("no_root", "several_roots") for p in problems):
+    if any(p.kind in ("no_root", "several_roots", "root_setting") for p in problems):
         raise InputRejected(problems)  # nothing can be computed without a root
     if problems and not quarantine:
         raise InputRejected(problems)

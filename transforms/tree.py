@@ -56,6 +56,20 @@ def referral_tree(users: pl.DataFrame, root_telegram_id: int | None) -> Tree:
     root_rows = linked.filter(pl.col("is_root"))
     if root_rows.height != 1:
         return _rootless_tree(users, linked, root_telegram_id)
+    # A configured root that has a sponsor of its own, while another user sponsors itself: the
+    # setting disagrees with the platform (a self-sponsor beside a self-sponsoring root is a cycle).
+    root_sponsors_itself = (root_rows["upline_telegram_id"] == root_rows["telegram_id"]).fill_null(False).all()
+    disagreeing = linked.filter((pl.col("upline_telegram_id") == pl.col("telegram_id")) & ~pl.col("is_root"))
+    if disagreeing.height and not root_sponsors_itself:
+        # Not a cycle: the setting names another root than the platform's own self-sponsor.
+        configured = int(root_rows["user_id"][0])
+        found = problem(
+            "root_setting",
+            disagreeing["user_id"],
+            f"MLM_ROOT_TELEGRAM_ID {root_telegram_id} is userID {configured}, whose upline is not itself; "
+            "set it to the self-sponsored user's telegramID, or unset it",
+        )
+        return _refused_tree(linked, found)
 
     parent = linked["parent_node"]
     jumps, reach_root = _pointer_jumps(parent, int(root_rows["node"][0]))
@@ -96,6 +110,11 @@ def _rootless_tree(users: pl.DataFrame, linked: pl.DataFrame, root_telegram_id: 
     else:
         wanted = f"telegramID {root_telegram_id}" if root_telegram_id is not None else "a self-sponsored user"
         found = problem("no_root", [], f"looked for {wanted} among {users.height} users")
+    return _refused_tree(linked, found)
+
+
+def _refused_tree(linked: pl.DataFrame, found: Problem) -> Tree:
+    """A tree of no users that says why none could be computed."""
     empty = linked.head(0).select("node", "user_id", "telegram_id", "parent_node", "is_root").with_columns(
         depth=pl.lit(0, pl.Int32)
     )

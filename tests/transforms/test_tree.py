@@ -112,3 +112,12 @@ def test_child_totals_skip_the_root_itself():
     values = pl.DataFrame({"v": [VALUES[u] for u in tree.nodes["user_id"]]})
     got = dict(zip(tree.nodes["user_id"], child_totals(tree, values)["v"]))
     assert got == {1: 110, 2: 11000, 3: 0, 4: 100000, 5: 0, 6: 0}
+
+
+def test_a_root_setting_that_names_another_user_is_refused_naming_the_self_sponsor():
+    # User 1 sponsors itself (the platform's root); the setting names user 2, below it. Before,
+    # the real root was reported as a "cycle".
+    tree = referral_tree(users({1: 1, 2: 1, 3: 2}), 1002)
+    assert [(p.kind, p.ids) for p in tree.problems] == [("root_setting", (1,))]
+    assert "MLM_ROOT_TELEGRAM_ID 1002 is userID 2" in tree.problems[0].describe()
+    assert tree.nodes.height == 0
