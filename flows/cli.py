@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quarantine", action="store_true", help="leave bad rows out (listed) and write everyone else")
     run.add_argument("--dry-run", action="store_true", help="compute and validate, report what would change, write nothing")
     run.add_argument("--wait", action="store_true", help="wait for another run to finish instead of exiting with code 4")
+    run.add_argument(
+        "--any-cut-off", action="store_true", help="allow a cut-off later than now, or before the end of the newest closed month"
+    )
 
     backfill = sub.add_parser("backfill", help="rebuild period snapshots for a range of ended months (Prefect flow)")
     backfill.add_argument("--from", dest="from_month", required=True, help="first month, YYYY-MM")
@@ -177,8 +180,33 @@ def _nightly(db, settings, as_of: datetime, *, quarantine: bool = False, dry_run
 
 
 def _cmd_run(args, settings) -> int:
+    as_of = _now_or(args.as_of)
+    now = datetime.now(timezone.utc)
+    if as_of > now and not args.any_cut_off:
+        # a nightly run writes every user's live documents: as of a moment that has not come
+        return _said(f"mlm-recompute: error: --as-of {as_of.isoformat()} is later than now ({now.isoformat(timespec='seconds')}); pass --any-cut-off if it is meant", EXIT_USAGE)
     with _database(settings) as db:
-        return _nightly(db, settings, _now_or(args.as_of), quarantine=args.quarantine, dry_run=args.dry_run, wait=args.wait)
+        refusal = None if args.any_cut_off else _before_closed_history(db, as_of)
+        if refusal:
+            return _said(f"mlm-recompute: error: {refusal}", EXIT_USAGE)
+        return _nightly(db, settings, as_of, quarantine=args.quarantine, dry_run=args.dry_run, wait=args.wait)
+
+
+def _before_closed_history(db, as_of: datetime) -> str | None:
+    """Why a nightly cut-off before the end of the newest closed month is refused, or None."""
+    from db.periods import closed_periods, month_bounds
+
+    closed = closed_periods(db)
+    if not closed:
+        return None
+    newest = max(closed)
+    ends = month_bounds(newest)[1].replace(tzinfo=timezone.utc)
+    if as_of >= ends:
+        return None
+    return (
+        f"--as-of {as_of.isoformat()} is before the end of {newest}, the newest closed month: live documents would "
+        "be set back in time (history is rebuilt by backfill and close); pass --any-cut-off if it is meant"
+    )
 
 
 def _cmd_demo(args, settings) -> int:

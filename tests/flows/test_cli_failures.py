@@ -44,3 +44,27 @@ def test_a_database_that_does_not_exist_is_named(server_uri):
 def test_debug_shows_the_traceback():
     done = _runs("postgresql://bob:s3cret-pw@127.0.0.1:1/platform", "--debug")
     assert done.returncode == 1 and "Traceback" in done.stderr
+
+
+def test_a_nightly_cut_off_later_than_now_is_refused_unless_meant(db, monkeypatch, capsys):
+    from flows import cli
+
+    monkeypatch.setenv("MLM_DATABASE_URL", db.uri)
+    assert cli.main(["run", "--as-of", "2100-01-01T00:00:00Z"]) == cli.EXIT_USAGE
+    assert "later than now" in capsys.readouterr().err
+    # meant: it goes on (and this empty platform has no root to compute from)
+    assert cli.main(["run", "--as-of", "2100-01-01T00:00:00Z", "--any-cut-off"]) == cli.EXIT_BAD_INPUT
+
+
+def test_a_nightly_cut_off_before_the_newest_closed_month_ends_is_refused(db, monkeypatch, capsys):
+    from flows import cli
+
+    with db.connect_raw() as c:
+        c.execute("INSERT INTO mlm_periods (period, is_closed) VALUES ('2025-09', true), ('2025-10', true)")
+    monkeypatch.setenv("MLM_DATABASE_URL", db.uri)
+    assert cli.main(["run", "--as-of", "0001-01-01T00:00:00Z"]) == cli.EXIT_USAGE
+    assert "before the end of 2025-10, the newest closed month" in capsys.readouterr().err
+    assert cli.main(["run", "--as-of", "2025-10-31T23:00:00Z"]) == cli.EXIT_USAGE
+    assert cli.main(["run", "--as-of", "2025-11-01T00:00:00Z"]) == cli.EXIT_BAD_INPUT  # allowed: no root here
+    with db.connect_raw() as c:
+        assert c.execute("SELECT count(*) FROM users").fetchone()[0] == 0
