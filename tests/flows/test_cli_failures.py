@@ -68,3 +68,15 @@ def test_a_nightly_cut_off_before_the_newest_closed_month_ends_is_refused(db, mo
     assert cli.main(["run", "--as-of", "2025-11-01T00:00:00Z"]) == cli.EXIT_BAD_INPUT  # allowed: no root here
     with db.connect_raw() as c:
         assert c.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+
+
+def test_a_data_folder_that_is_not_postgresqls_is_one_line(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "holiday.jpg").write_text("not a database")
+    env = {k: v for k, v in os.environ.items() if k != "MLM_DATABASE_URL"}
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "runs"], env={**env, "MLM_DATA_DIR": str(folder)}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not empty and is not a PostgreSQL data folder" in lines[0] and "Traceback" not in done.stderr
+    assert [p.name for p in folder.iterdir()] == ["holiday.jpg"]  # nothing written there
