@@ -109,10 +109,10 @@ def embedded_server(data_dir: Path, *, quiet: bool = False) -> Iterator[str]:
 # The embedded server is the project's own, so it is configured for what it serves: one large
 # transaction rewriting wide rows. At PostgreSQL's defaults (max_wal_size 1GB) a first run at 1M
 # users checkpointed every few seconds, and each checkpoint makes the next write of every page
-# log the whole page again. These take effect on reload, without a restart. An external server
-# is its DBA's to configure (README, "On the platform's own database").
-# Its buffers hold the users table the run rewrites (128 MB by default: at 1M users the table
-# is 700 MB and every pass over it went to the operating system), up to a quarter of the memory.
+# log the whole page again. Its buffers hold the users table the run rewrites (128 MB by
+# default: at 1M users the table is 700 MB and every pass went to the operating system), up to
+# a quarter of the memory; that one takes effect at a start, the others on reload. An external
+# server is its DBA's to configure. Values are as pg_settings reports them (see ``_in_units``).
 BATCH_WRITE_SETTINGS = {
     "max_wal_size": "8192MB",
     "checkpoint_timeout": "1800s",
@@ -127,10 +127,14 @@ def tune_for_batch_writes(uri: str) -> bool:
     folder); whether one that needs a restart was set (the others are reloaded at once)."""
     with psycopg.connect(uri, autocommit=True) as connection:
         # pending_restart: set by an earlier call, waiting for the next start
-        rows = connection.execute(
-            "SELECT name, setting, unit, pending_restart FROM pg_settings WHERE name = ANY(%s)", [list(BATCH_WRITE_SETTINGS)]
-        ).fetchall()
-        wanted = {name: value for name, value in BATCH_WRITE_SETTINGS.items() if not any(r[0] == name and (r[3] or _in_units(r[1], r[2]) == value) for r in rows)}
+        settled = {
+            name
+            for name, setting, unit, pending_restart in connection.execute(
+                "SELECT name, setting, unit, pending_restart FROM pg_settings WHERE name = ANY(%s)", [list(BATCH_WRITE_SETTINGS)]
+            )
+            if pending_restart or _in_units(setting, unit) == BATCH_WRITE_SETTINGS[name]
+        }
+        wanted = {name: value for name, value in BATCH_WRITE_SETTINGS.items() if name not in settled}
         for name, value in wanted.items():
             connection.execute(f"ALTER SYSTEM SET {name} = '{value}'")
         if wanted:

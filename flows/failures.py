@@ -49,7 +49,7 @@ def is_database_failure(error: BaseException) -> bool:
     """Whether ``error`` is the database being unreachable or refusing the connection."""
     if isinstance(error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
         return True
-    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError | AdbcOperationalError | DatabaseSettingError)
+    return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError | AdbcOperationalError)
 
 
 def database_failure_line(error: BaseException, url: str | None, data_dir) -> str:
