@@ -10,7 +10,7 @@ from prefect import flow
 from flows.config import Settings, load_plan
 from flows.context import configured_database
 from flows.pipeline import recorded_run, remembers_purchases
-from flows.tasks import compute_task, extract_task, report_task, verify_task, write_task
+from flows.tasks import column_limits_task, compute_task, extract_task, report_task, verify_task, write_task
 from transforms.recompute import period_of
 
 
@@ -26,6 +26,7 @@ def nightly(as_of: datetime | None = None, dry_run: bool = False, quarantine: bo
         with recorded_run(db, plan, mode="nightly", period=period, as_of=as_of, dry_run=dry_run, wait=wait) as run:
             watermark = extract_task(db.uri, plan, as_of, folder, remembers_purchases("nightly", dry_run))
             computed = compute_task(folder, plan, run.run_id, as_of, period, settings.root_telegram_id, quarantine)
+            left_out = column_limits_task(db.uri, folder, quarantine)
             written = write_task(db.uri, folder, plan, run.run_id, watermark, False, dry_run)
             verified = None if dry_run else verify_task(db.uri, run.run_id)
             run.outcome = {
@@ -43,7 +44,7 @@ def nightly(as_of: datetime | None = None, dry_run: bool = False, quarantine: bo
                 "changes": written["changes"],
                 "rank_history_rows": written["rank_history_rows"],
                 "snapshot_rows": written["snapshot_rows"],
-                "quarantined": computed["quarantined"],
+                "quarantined": computed["quarantined"] + left_out,
                 "verified": verified,
             }
         report_task(run.outcome)

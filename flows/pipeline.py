@@ -15,13 +15,14 @@ from datetime import datetime, timezone
 
 import polars as pl
 
-from db import extract, ledger, load, validate
+from db import column_limits, extract, ledger, load, validate
 from db.connection import Database
 from db.periods import PeriodRefused
 from db.unit_of_work import UnitOfWork, run_connection, write_connection
 from transforms.documents import Provenance
 from transforms.plan import Plan
 from transforms.problems import InputRejected
+from transforms.column_limits import overflow_problems, without_users
 from transforms.recompute import Inputs, Recomputed, recompute
 
 
@@ -218,6 +219,15 @@ def compute_stage(
     return recompute(inputs, plan, period=period, root_telegram_id=root_telegram_id, provenance=provenance, quarantine=quarantine)
 
 
+def within_column_limits(db: Database, result: Recomputed, *, quarantine: bool) -> Recomputed:
+    """``result`` if every computed volume fits the column it is written to; otherwise refused
+    naming the users (InputRejected), or with them left out under quarantine."""
+    overflowing = overflow_problems(result.state, column_limits.written_money_limits(db))
+    if overflowing and not quarantine:
+        raise InputRejected(overflowing)
+    return without_users(result, overflowing) if overflowing else result
+
+
 def write_stage(
     db: Database, result: Recomputed, plan: Plan, *, run_id: int, watermark: extract.Watermark, is_final: bool, dry_run: bool
 ) -> Written:
@@ -269,6 +279,7 @@ def _run(db, plan, run_id, mode, as_of, period, root_telegram_id, quarantine, is
         inputs, watermark = extract_stage(db, plan, as_of, remember=remembers_purchases(mode, dry_run))
     with _stage(timings, "compute", progress):
         result = compute_stage(inputs, plan, run_id=run_id, as_of=as_of, period=period, root_telegram_id=root_telegram_id, quarantine=quarantine)
+        result = within_column_limits(db, result, quarantine=quarantine)
     with _stage(timings, "write", progress):
         written = write_stage(db, result, plan, run_id=run_id, watermark=watermark, is_final=is_final, dry_run=dry_run)
     verified = None

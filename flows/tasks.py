@@ -68,6 +68,23 @@ def compute_task(folder: str, plan: Plan, run_id: int, as_of: datetime, period: 
     return {"users": result.state.height, "quarantined": [p.as_dict() for p in result.problems]}
 
 
+@task(name="column limits", **IO_TASK)
+def column_limits_task(uri: str, folder: str, quarantine: bool) -> list[dict]:
+    """Check the computed volumes against the widths of the columns they go to (refused naming
+    the users, or left out under quarantine); what it left out."""
+    workspace = Workspace(Path(folder))
+    result = workspace.result()
+    db = open_database(uri)
+    try:
+        checked = pipeline.within_column_limits(db, result, quarantine=quarantine)
+    finally:
+        db.engine.dispose()
+    if checked is result:
+        return []
+    workspace.save_result(checked)
+    return [p.as_dict() for p in checked.problems[len(result.problems) :]]
+
+
 @task(name="write and validate", **IO_TASK)
 def write_task(uri: str, folder: str, plan: Plan, run_id: int, watermark: dict, is_final: bool, dry_run: bool) -> dict:
     """Stage, merge and validate in one transaction (committed unless a dry run)."""

@@ -17,6 +17,7 @@ KINDS = {
     "bad_document": ("userID", "JSON column is not an object, or an owned key holds a value of the wrong shape"),
     "bad_rank": ("userID", "stored rank is not a rank of the plan"),
     "pioneer_overflow": ("userID", "more stored pioneer grants than the plan has slots"),
+    "value_overflow": ("userID", "a computed volume does not fit the column it is written to"),
 }
 
 
