@@ -57,6 +57,8 @@ def extract_shaped(users: pl.DataFrame, purchases: pl.DataFrame, pioneer_min_cen
         (status("$.hasPioneerBonus") == "true").alias("has_pioneer_bonus"),
         status("$.pioneerGrantedAt").alias("pioneer_granted_at"),
         status("$.pioneerPurchaseId").cast(pl.Int64, strict=False).alias("pioneer_purchase_id"),
+        status("$.pioneerNumber").cast(pl.Int64, strict=False).alias("pioneer_number"),
+        pl.lit(None, pl.String).alias("bad_pioneer_keys"),
         *(
             pl.when(pl.col(c).is_not_null()).then(pl.lit("object")).alias(name)
             for c, name in (("mlmStatus", "mlm_status_type"), ("mlmVolumes", "mlm_volumes_type"), ("totalVolume", "total_volume_type"))

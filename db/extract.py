@@ -44,6 +44,16 @@ class Watermark:
 PIONEER_KEYS = ("hasPioneerBonus", "pioneerGrantedAt", "pioneerPurchaseId")
 
 
+# What a document's JSON type reads as when its text holds an escaped NUL (``\u0000``).
+ESCAPED_NUL = "text with an escaped NUL (\\u0000, which jsonb cannot hold)"
+
+
+def _escaped_nul(text: str) -> str:
+    """SQL: JSON ``text`` holds ``\u0000`` (not an escaped backslash before ``u0000``); the
+    cheap substring test first, the exact pattern only where it matched."""
+    return f"(strpos({text}, '\\u0000') > 0 AND {text} ~ '(^|[^\\\\])(\\\\\\\\)*\\\\u0000')"
+
+
 def may_be_pioneer(column: str, *, is_json: bool) -> str:
     """SQL that is true for every ``mlmStatus`` in ``column`` that can hold a pioneer grant (or a
     pioneer key), without parsing it. Every platform default document names ``hasPioneerBonus``
@@ -51,12 +61,58 @@ def may_be_pioneer(column: str, *, is_json: bool) -> str:
     other pioneer keys appear only where a grant was written."""
     if is_json:
         text = f"{column}::text"
+        # ...and that jsonb can parse (an escaped NUL is bad input, refused by its userID)
         return (
-            f"(strpos({text}, 'hasPioneerBonus') > 0 AND strpos({text}, 'true') > 0) OR "
+            f"NOT {_escaped_nul(text)} AND ((strpos({text}, 'hasPioneerBonus') > 0 AND strpos({text}, 'true') > 0) OR "
             + " OR ".join(f"strpos({text}, '{k}') > 0" for k in PIONEER_KEYS[1:])
-            + f" OR strpos({text}, '\\u') > 0"
+            + f" OR strpos({text}, '\\u') > 0)"
         )
     return f"""({column} @> '{{"hasPioneerBonus": true}}' OR {column} ?| ARRAY[{", ".join(f"'{k}'" for k in PIONEER_KEYS[1:])}])"""
+
+
+def may_hold_pioneer_keys(column: str, *, is_json: bool) -> str:
+    """SQL that is true for every ``mlmStatus`` in ``column`` that may hold a pioneer key, of any
+    shape, without parsing it: wider than :func:`may_be_pioneer`, so that a ``hasPioneerBonus``
+    that is neither true nor false is parsed and refused. A platform default document, whose one
+    pioneer key is ``"hasPioneerBonus": false`` (as Python's ``json.dumps`` writes it), is not
+    parsed; a document naming the key twice is (``jsonb`` keeps the last)."""
+    if is_json:
+        text = f"{column}::text"
+        return (
+            " OR ".join(f"strpos({text}, '{k}') > 0" for k in PIONEER_KEYS[1:])
+            + f" OR strpos({text}, '\\u') > 0"
+            + f""" OR (strpos({text}, 'hasPioneerBonus') > 0 AND NOT (strpos({text}, '"hasPioneerBonus": false') > 0"""
+            + f" AND {text} NOT LIKE '%hasPioneerBonus%hasPioneerBonus%'))"
+        )
+    others = ", ".join(f"'{k}'" for k in PIONEER_KEYS[1:])
+    return f"""({column} ?| ARRAY[{others}] OR ({column} ? 'hasPioneerBonus' AND NOT {column} @> '{{"hasPioneerBonus": false}}'))"""
+
+
+def _whole_number(key: str, largest: int) -> str:
+    """SQL: the parsed ``mlmStatus`` (``d.status``) holds ``key`` as a whole number 1..largest."""
+    value = f"(d.status ->> '{key}')::numeric"
+    # CASE, not AND: only a number may be cast (SQL does not promise to evaluate AND in order).
+    return f"CASE WHEN jsonb_typeof(d.status -> '{key}') = 'number' THEN {value} = trunc({value}) AND {value} BETWEEN 1 AND {largest} ELSE false END"
+
+
+_BIGINT_MAX = 2**63 - 1
+
+
+def _wrong_type(key: str, legal: str, wanted: str) -> str:
+    """SQL: a description of ``key`` when it holds a JSON type other than ``legal`` (or null)."""
+    kind = f"jsonb_typeof(d.status -> '{key}')"
+    return f"CASE WHEN {kind} NOT IN ('{legal}', 'null') THEN 'mlmStatus.{key} is a ' || {kind} || ', not {wanted}' END"
+
+
+# The stored pioneer keys the recompute reads, checked for shape: one text per user naming
+# every key that is wrong (null when all are right). JSON null counts as an absent key.
+BAD_PIONEER_KEYS_SQL = f"""NULLIF(concat_ws('; ',
+           {_wrong_type("hasPioneerBonus", "boolean", "true or false")},
+           {_wrong_type("pioneerGrantedAt", "string", "an ISO time")},
+           CASE WHEN jsonb_typeof(d.status -> 'pioneerPurchaseId') NOT IN ('number', 'null')
+                THEN 'mlmStatus.pioneerPurchaseId is a ' || jsonb_typeof(d.status -> 'pioneerPurchaseId') || ', not a purchaseID'
+                WHEN jsonb_typeof(d.status -> 'pioneerPurchaseId') = 'number' AND NOT ({_whole_number("pioneerPurchaseId", _BIGINT_MAX)})
+                THEN 'mlmStatus.pioneerPurchaseId is a number that is not a purchaseID (a whole number from 1)' END), '')"""
 
 
 def users_sql(column_types: dict[str, str]) -> str:
@@ -66,26 +122,36 @@ def users_sql(column_types: dict[str, str]) -> str:
     is_json = {c: column_types.get(c) == "json" for c in ("mlmStatus", "mlmVolumes", "totalVolume")}
 
     def type_of(column: str) -> str:
-        return f'{"json_typeof" if is_json[column] else "jsonb_typeof"}(u."{column}")'
+        if not is_json[column]:
+            return f'jsonb_typeof(u."{column}")'
+        # A json column keeps any text; jsonb refuses an escaped NUL, and so would every later
+        # cast of this document, naming no user: such a document is bad input, by its userID.
+        return f"""CASE WHEN {_escaped_nul(f'u."{column}"::text')} THEN '{ESCAPED_NUL}' ELSE json_typeof(u."{column}") END"""
 
-    may_hold = may_be_pioneer('u."mlmStatus"', is_json=is_json["mlmStatus"])
+    may_hold = may_hold_pioneer_keys('u."mlmStatus"', is_json=is_json["mlmStatus"])
+    # ``d.status -> key`` is null unless the status is an object: every key below is read only
+    # from an object, and only in the shape it must have (a wrong shape is named instead).
     return f"""
 SELECT u."userID"::bigint AS user_id,
        u."telegramID"::bigint AS telegram_id,
        u."upline"::bigint AS upline_telegram_id,
        u."rank"::text AS previous_rank,
        CASE WHEN d.status_type = 'object' THEN d.status -> 'hasPioneerBonus' = 'true'::jsonb END AS has_pioneer_bonus,
-       CASE WHEN d.status_type = 'object' THEN d.status ->> 'pioneerGrantedAt' END AS pioneer_granted_at,
-       CASE WHEN d.status_type = 'object' AND jsonb_typeof(d.status -> 'pioneerPurchaseId') = 'number'
+       CASE WHEN jsonb_typeof(d.status -> 'pioneerGrantedAt') = 'string' THEN d.status ->> 'pioneerGrantedAt' END AS pioneer_granted_at,
+       CASE WHEN {_whole_number("pioneerPurchaseId", _BIGINT_MAX)}
             THEN (d.status ->> 'pioneerPurchaseId')::numeric::bigint END AS pioneer_purchase_id,
+       CASE WHEN {_whole_number("pioneerNumber", 2**31 - 1)}
+            THEN (d.status ->> 'pioneerNumber')::numeric::bigint END AS pioneer_number,
+       {BAD_PIONEER_KEYS_SQL} AS bad_pioneer_keys,
        d.status_type AS mlm_status_type,
        {type_of("mlmVolumes")} AS mlm_volumes_type,
        {type_of("totalVolume")} AS total_volume_type,
        {'u."firstname"::text' if "firstname" in column_types else "NULL::text"} AS first_name
 FROM users AS u,
-     LATERAL (SELECT CASE WHEN {may_hold} THEN u."mlmStatus"::jsonb END AS status,
+     LATERAL (SELECT CASE WHEN {type_of("mlmStatus")} IS DISTINCT FROM '{ESCAPED_NUL}' AND ({may_hold}) THEN u."mlmStatus"::jsonb END AS status,
                      {type_of("mlmStatus")} AS status_type OFFSET 0) AS d
 """
+
 
 
 COLUMN_TYPES_SQL = """
@@ -190,25 +256,36 @@ def snapshot(db: Database, *, keep: bool = False, imported: str | None = None):
     The transaction is rolled back at the end, unless ``keep`` asks to commit what it wrote
     (the memoized purchase months; nothing else is ever written here).
     """
-    with adbc.connect(db.uri) as connection:
-        cursor = connection.cursor()
-        committed = False
-        try:
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            if imported:
-                cursor.execute(f"SET TRANSACTION SNAPSHOT {_literal(imported)}")
-            cursor.execute("SET LOCAL TIME ZONE 'UTC'")
-            # Enough memory to aggregate purchases by hash in one pass; with the default 4 MB
-            # the planner walks the userID index instead, several times slower.
-            cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-            yield cursor
-            if keep:
-                connection.commit()
-                committed = True
-        finally:
-            cursor.close()
-            if not committed:
-                connection.rollback()
+    connection = adbc.connect(db.uri)
+    cursor = connection.cursor()
+    try:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        if imported:
+            cursor.execute(f"SET TRANSACTION SNAPSHOT {_literal(imported)}")
+        cursor.execute("SET LOCAL TIME ZONE 'UTC'")
+        # Enough memory to aggregate purchases by hash in one pass; with the default 4 MB
+        # the planner walks the userID index instead, several times slower.
+        cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+        yield cursor
+        if keep:
+            connection.commit()
+    except BaseException:
+        # The connection may be what failed (dropped): rolling it back or closing it would fail
+        # too and hide the first error, which decides whether the extract is retried. The server
+        # rolls back the transaction of a connection it lost.
+        _close_quietly(cursor.close, connection.rollback, connection.close)
+        raise
+    cursor.close()
+    if not keep:
+        connection.rollback()
+    connection.close()
+
+
+def _close_quietly(*steps) -> None:
+    """Run every clean-up step, ignoring their errors (an error is already on its way)."""
+    for step in steps:
+        with contextlib.suppress(Exception):
+            step()
 
 
 def _literal(value: str) -> str:
@@ -320,9 +397,22 @@ class Helper:
 
     def __init__(self, pool: ThreadPoolExecutor, cursor):
         self._pool, self._cursor = pool, cursor
+        self._failed: BaseException | None = None
 
     def submit(self, fn, *args):
-        return self._pool.submit(fn, self._cursor, *args)
+        return self._pool.submit(self._run, fn, args)
+
+    def _run(self, fn, args):
+        # After a failed statement every later one on the connection fails with "the connection
+        # is in an error state", and the caller may wait on a later read first: each read after
+        # a failure raises the failure itself, which says why.
+        if self._failed is not None:
+            raise self._failed
+        try:
+            return fn(self._cursor, *args)
+        except BaseException as error:
+            self._failed = error
+            raise
 
 
 @contextlib.contextmanager
@@ -336,8 +426,11 @@ def helper_in_snapshot(db: Database, cursor):
         helper_cursor = pool.submit(lambda: opened.enter_context(snapshot(db, imported=exported))).result()
         try:
             yield Helper(pool, helper_cursor)
-        finally:
-            pool.submit(opened.close).result()
+        except BaseException:
+            # The caller's error comes first: the helper's connection may have dropped with it.
+            _close_quietly(lambda: pool.submit(opened.close).result())
+            raise
+        pool.submit(opened.close).result()
 
 
 def remember_months(cursor, months: PurchaseMonths, candidate_min_cents: int) -> None:

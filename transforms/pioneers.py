@@ -2,7 +2,8 @@
 
 A stored grant is permanent and holds its slot; remaining slots go to the next candidates by the
 qualifying purchase's (createdAt, purchaseID). Every pioneer, stored or new, is numbered 1..N by
-(grantedAt, purchaseId).
+(grantedAt, purchaseId), except a quarantined (held out) one: it is not written, so it keeps its
+stored number and the others take the remaining numbers in that order.
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ def stored_grants(users: pl.DataFrame, candidates: pl.DataFrame) -> pl.DataFrame
 
 
 def pioneer_problems(users: pl.DataFrame, slots: int) -> list[Problem]:
-    """Stored grants whose time cannot be read, and stored grants beyond the slots."""
+    """Stored pioneer keys of the wrong shape (``bad_pioneer_keys``, one problem per distinct
+    description), stored times that cannot be read, and stored grants beyond the slots."""
     granted = users.filter(pl.col("has_pioneer_bonus").fill_null(False))
-    unreadable = granted.filter(pl.col("pioneer_granted_at").is_not_null() & grant_time(pl.col("pioneer_granted_at")).is_null())
-    found = []
+    wrong_shape = users.filter(pl.col("bad_pioneer_keys").is_not_null()).group_by("bad_pioneer_keys").agg("user_id").sort("bad_pioneer_keys")
+    found = [problem("bad_document", ids, detail) for detail, ids in wrong_shape.iter_rows()]
+    # A pioneer key is bad wherever it is stored: the platform reads it whether or not the
+    # user holds the grant.
+    unreadable = users.filter(pl.col("pioneer_granted_at").is_not_null() & grant_time(pl.col("pioneer_granted_at")).is_null())
     if unreadable.height:
         found.append(problem("bad_document", unreadable["user_id"], "mlmStatus.pioneerGrantedAt is not an ISO time"))
     if granted.height > slots:
@@ -62,13 +67,18 @@ def pioneer_problems(users: pl.DataFrame, slots: int) -> list[Problem]:
     return found
 
 
-def pioneers(users: pl.DataFrame, candidates: pl.DataFrame, slots: int) -> pl.DataFrame:
+def pioneers(users: pl.DataFrame, candidates: pl.DataFrame, slots: int, held_out: pl.Series | None = None) -> pl.DataFrame:
     """Every pioneer after this run, numbered; one row per pioneer.
 
-    ``users``: ``user_id``, ``has_pioneer_bonus``, ``pioneer_granted_at`` (text), ``pioneer_purchase_id``.
-    ``candidates``: one row per user, its first purchase at or above the minimum before the
-    cut-off: ``user_id``, ``purchase_id``, ``purchased_at``.
+    ``users``: ``user_id``, ``has_pioneer_bonus``, ``pioneer_granted_at`` (text),
+    ``pioneer_purchase_id``, ``pioneer_number`` (stored). ``candidates``: one row per user, its
+    first purchase at or above the minimum before the cut-off: ``user_id``, ``purchase_id``,
+    ``purchased_at``. ``held_out``: the userIDs left out of the write (quarantined): none of
+    them takes a new slot, and a stored pioneer among them keeps its number (see
+    :func:`held_number_problems` for numbers that cannot be kept).
     """
+    held = pl.Series("user_id", [], pl.Int64) if held_out is None else held_out.cast(pl.Int64)
+    candidates = candidates.filter(~pl.col("user_id").is_in(held.implode()))
     kept = stored_grants(users, candidates)
     open_slots = max(0, slots - kept.height)
     new = (
@@ -82,14 +92,40 @@ def pioneers(users: pl.DataFrame, candidates: pl.DataFrame, slots: int) -> pl.Da
             pl.lit(True).alias("is_new_pioneer"),
         )
     )
+    everyone = pl.concat([kept, new]).with_columns(is_held=pl.col("user_id").is_in(held.implode()))
+    holding = everyone.filter(pl.col("is_held")).join(users.select("user_id", "pioneer_number"), on="user_id", how="left")
+    # The numbers the held pioneers do not hold, in order, for the others in grant order.
+    free = pl.DataFrame({"pioneer_number": pl.int_range(1, everyone.height + 1, dtype=pl.Int64, eager=True)}).join(
+        holding.select("pioneer_number"), on="pioneer_number", how="anti", maintain_order="left"
+    )
+    numbered = everyone.filter(~pl.col("is_held")).sort("granted_at", "purchase_id", nulls_last=True)
+    numbered = numbered.with_columns(free["pioneer_number"].head(numbered.height))
     return (
-        pl.concat([kept, new])
-        .sort("granted_at", "purchase_id", nulls_last=True)
+        pl.concat([numbered, holding.select(numbered.columns)])
+        .sort("pioneer_number", nulls_last=True)
         .select(
             "user_id",
             iso_text(pl.col("granted_at")).alias("pioneer_granted_at"),
             pl.col("purchase_id").alias("pioneer_purchase_id"),
-            pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("pioneer_number"),
+            pl.col("pioneer_number").cast(pl.Int32),
             "is_new_pioneer",
         )
     )
+
+
+def held_number_problems(granted: pl.DataFrame, users: pl.DataFrame, held_out: pl.Series) -> list[Problem]:
+    """The held-out pioneers among ``granted`` (what :func:`pioneers` returned) whose stored
+    number cannot be kept: missing, shared with another held pioneer, or beyond the count of
+    pioneers. The others could not be numbered 1..N around them, so the run must be refused."""
+    held = (
+        granted.filter(pl.col("user_id").is_in(held_out.cast(pl.Int64).implode()))
+        .select("user_id")
+        .join(users.select("user_id", "pioneer_number"), on="user_id", how="left")
+    )
+    unusable = held.filter(
+        pl.col("pioneer_number").is_null() | pl.col("pioneer_number").is_duplicated() | (pl.col("pioneer_number") > granted.height)
+    )
+    if unusable.is_empty():
+        return []
+    numbers = ", ".join(f"userID {u}: {'none' if n is None else n}" for u, n in unusable.sort("user_id").head(20).iter_rows())
+    return [problem("held_pioneer_number", unusable["user_id"], f"{granted.height} pioneers; stored numbers {numbers}")]

@@ -11,12 +11,14 @@ KINDS = {
     "root_setting": ("userID", "sponsors itself, but the configured root (MLM_ROOT_TELEGRAM_ID) is another user"),
     "orphan": ("userID", "upline matches no user's telegramID"),
     "cycle": ("userID", "sponsor chain loops and never reaches the root"),
+    "shared_telegram_id": ("userID", "several users hold one telegramID, so whose sponsor it names cannot be told"),
     "unknown_user": ("purchaseID", "purchase of a user that does not exist"),
     "bad_price": ("purchaseID", "packPrice is null or negative"),
     "bad_time": ("purchaseID", "createdAt is null"),
     "bad_document": ("userID", "JSON column is not an object, or an owned key holds a value of the wrong shape"),
     "bad_rank": ("userID", "stored rank is not a rank of the plan"),
     "pioneer_overflow": ("userID", "more stored pioneer grants than the plan has slots"),
+    "held_pioneer_number": ("userID", "a quarantined pioneer keeps its stored pioneerNumber, but it is missing, repeated or beyond the count of pioneers"),
     "value_overflow": ("userID", "a computed volume does not fit the column it is written to"),
 }
 

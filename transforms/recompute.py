@@ -14,7 +14,7 @@ import polars as pl
 
 from transforms import activity, ranks, volumes
 from transforms.documents import Provenance, documents
-from transforms.pioneers import PIONEER_COLUMNS, pioneer_problems, pioneers
+from transforms.pioneers import PIONEER_COLUMNS, held_number_problems, pioneer_problems, pioneers
 from transforms.plan import Plan
 from transforms.problems import InputRejected, Problem, problem
 from transforms.tree import Tree, descendant_totals, referral_tree
@@ -28,6 +28,10 @@ USER_INPUT_COLUMNS = {
     "has_pioneer_bonus": pl.Boolean,
     "pioneer_granted_at": pl.String,
     "pioneer_purchase_id": pl.Int64,
+    # the stored pioneerNumber: a quarantined pioneer keeps it
+    "pioneer_number": pl.Int64,
+    # what is wrong with the stored pioneer keys' shapes (one text per user; null: nothing)
+    "bad_pioneer_keys": pl.String,
     "mlm_status_type": pl.String,
     "mlm_volumes_type": pl.String,
     "total_volume_type": pl.String,
@@ -133,7 +137,7 @@ def recompute(
     """Apply ``plan`` to ``inputs`` for ``period`` as of ``provenance.as_of``."""
     tree = referral_tree(inputs.users, root_telegram_id)
     problems = list(tree.problems) + input_problems(inputs, plan)
-    if any(p.kind in ("no_root", "several_roots", "root_setting") for p in problems):
+    if tree.size == 0 or any(p.kind in ("no_root", "several_roots", "root_setting") for p in problems):
         raise InputRejected(problems)  # nothing can be computed without a root
     if problems and not quarantine:
         raise InputRejected(problems)
@@ -141,8 +145,12 @@ def recompute(
     held_out_users = {i for p in problems if p.kind not in _PURCHASE_KINDS for i in (*p.ids, *p.detached_ids)}
     held_out_purchases = {i for p in problems if p.kind in _PURCHASE_KINDS for i in p.ids}
 
-    state, branches = user_state(inputs, tree, plan, period)
-    written = state.filter(~pl.col("user_id").is_in(list(held_out_users)))
+    held_out = pl.Series("user_id", sorted(held_out_users), dtype=pl.Int64)
+    try:
+        state, branches = user_state(inputs, tree, plan, period, held_out=held_out)
+    except InputRejected as unkeepable:  # quarantine cannot hold these out: refuse with everything found
+        raise InputRejected(problems + unkeepable.problems) from None
+    written = state.filter(~pl.col("user_id").is_in(held_out.implode()))
     docs = documents(written, branches, plan, provenance)
     return Recomputed(
         period=period,
@@ -159,9 +167,13 @@ def recompute(
 _PURCHASE_KINDS = {"unknown_user", "bad_price", "bad_time"}
 
 
-def user_state(inputs: Inputs, tree: Tree, plan: Plan, period: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def user_state(
+    inputs: Inputs, tree: Tree, plan: Plan, period: str, *, held_out: pl.Series | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Every computed value for every user in the tree (one row per user, in node order), and the
-    branches (one row per direct referral) they were computed from."""
+    branches (one row per direct referral) they were computed from. ``held_out``: the userIDs
+    that will not be written (quarantined); raises InputRejected when a stored pioneer among
+    them has a number the others cannot be numbered around."""
     personal = volumes.personal_volumes(inputs.monthly_volumes.lazy(), period, plan.min_monthly_pv_cents).collect()
     base = (
         tree.nodes.join(personal, on="user_id", how="left", maintain_order="left")
@@ -205,10 +217,14 @@ def user_state(inputs: Inputs, tree: Tree, plan: Plan, period: str) -> tuple[pl.
             "team_size": downline["team_size"].cast(pl.Int32),
         }
     )
-    # A user outside the tree (quarantined) cannot be written, so it must not take a new slot;
-    # stored grants still hold theirs.
+    # A user outside the tree or held out (quarantined) is not written, so it must not take a
+    # new slot; its stored grant still holds its slot and its number.
+    held_out = pl.Series("user_id", [], pl.Int64) if held_out is None else held_out
     candidates = inputs.pioneer_candidates.join(tree.nodes.select("user_id"), on="user_id", how="semi")
-    granted = pioneers(inputs.users, candidates, plan.pioneer_slots)
+    granted = pioneers(inputs.users, candidates, plan.pioneer_slots, held_out)
+    unkeepable = held_number_problems(granted, inputs.users, held_out)
+    if unkeepable:
+        raise InputRejected(unkeepable)
     state = (
         pl.concat([base, team, volumes.qualifying_volumes(tree, branches, plan)], how="horizontal")
         .join(granted.select(PIONEER_COLUMNS), on="user_id", how="left", maintain_order="left")

@@ -53,6 +53,9 @@ def referral_tree(users: pl.DataFrame, root_telegram_id: int | None) -> Tree:
     (upline matches nobody), cycles, and everyone hanging below either.
     """
     linked = _linked_users(users, root_telegram_id)
+    shared_root = _shared_root_telegram_id(linked, root_telegram_id)
+    if shared_root is not None:
+        return _refused_tree(linked, shared_root)
     root_rows = linked.filter(pl.col("is_root"))
     if root_rows.height != 1:
         return _rootless_tree(users, linked, root_telegram_id)
@@ -80,20 +83,32 @@ def referral_tree(users: pl.DataFrame, root_telegram_id: int | None) -> Tree:
 
 
 def _linked_users(users: pl.DataFrame, root_telegram_id: int | None) -> pl.DataFrame:
-    """One row per user with its row position ``node`` and its sponsor's ``parent_node`` (null if none)."""
-    ordered = users.select("user_id", "telegram_id", "upline_telegram_id").sort("user_id").with_row_index("node")
+    """One row per user with its row position ``node`` and its sponsor's ``parent_node`` (null if
+    none). ``is_shared``: the user's telegramID is another user's too (the platform lacks the
+    unique constraint); such a user points at itself, like an orphan, so that it and everyone
+    below it (whose sponsor is ambiguous) stay out of the tree."""
+    ordered = (
+        users.select("user_id", "telegram_id", "upline_telegram_id")
+        .sort("user_id")
+        .with_row_index("node")
+        .with_columns(is_shared=pl.col("telegram_id").is_duplicated())
+    )
     if root_telegram_id is None:
         is_root = pl.col("upline_telegram_id") == pl.col("telegram_id")
     else:
         is_root = pl.col("telegram_id") == root_telegram_id
-    sponsors = ordered.select(pl.col("telegram_id").alias("upline_telegram_id"), pl.col("node").alias("parent_node"))
+    # One sponsor per telegramID (the lowest userID of a shared one): the join must not repeat
+    # a user once per sponsor found; the shared users' downlines are left out below anyway.
+    sponsors = ordered.unique("telegram_id", keep="first", maintain_order=True).select(
+        pl.col("telegram_id").alias("upline_telegram_id"), pl.col("node").alias("parent_node")
+    )
     return (
         ordered.with_columns(is_root=is_root.fill_null(False))
         .join(sponsors, on="upline_telegram_id", how="left", maintain_order="left")
         .with_columns(
-            is_orphan=pl.col("parent_node").is_null() & ~pl.col("is_root"),
+            is_orphan=pl.col("parent_node").is_null() & ~pl.col("is_root") & ~pl.col("is_shared"),
             # The root is its own parent so that jumping past the top stays at the top.
-            parent_node=pl.when(pl.col("is_root")).then(pl.col("node")).otherwise(pl.col("parent_node")),
+            parent_node=pl.when(pl.col("is_root") | pl.col("is_shared")).then(pl.col("node")).otherwise(pl.col("parent_node")),
         )
         .with_columns(
             # Orphans point at themselves: they become fixed points that are not the root.
@@ -101,6 +116,30 @@ def _linked_users(users: pl.DataFrame, root_telegram_id: int | None) -> pl.DataF
             node=pl.col("node").cast(NODE),
         )
     )
+
+
+def _shared_root_telegram_id(linked: pl.DataFrame, root_telegram_id: int | None) -> Problem | None:
+    """The refusal when the root's telegramID (the configured one, or a self-sponsor's) is shared:
+    which user is the root, and whose sponsor it is, cannot be told."""
+    if root_telegram_id is None:
+        root_ids = linked.filter(pl.col("upline_telegram_id") == pl.col("telegram_id"))["telegram_id"]
+    else:
+        root_ids = pl.Series([root_telegram_id], dtype=pl.Int64)
+    sharing = linked.filter(pl.col("is_shared") & pl.col("telegram_id").is_in(root_ids.implode()))
+    if sharing.is_empty():
+        return None
+    return problem(
+        "shared_telegram_id",
+        sharing["user_id"],
+        f"telegramID {_telegram_ids(sharing)}, the root's: nothing can be computed until only one user holds it",
+    )
+
+
+def _telegram_ids(rows: pl.DataFrame, limit: int = 20) -> str:
+    """The distinct telegramIDs of ``rows``, for a problem's detail."""
+    shared = rows["telegram_id"].unique().sort()
+    more = f" and {shared.len() - limit} more" if shared.len() > limit else ""
+    return ", ".join(str(t) for t in shared.head(limit)) + more
 
 
 def _rootless_tree(users: pl.DataFrame, linked: pl.DataFrame, root_telegram_id: int | None) -> Tree:
@@ -162,14 +201,21 @@ def _unreachable_problems(linked: pl.DataFrame, far_jump: pl.Series) -> list[Pro
         return []
     # Jumping further than there are users lands every stranded node on its cycle or orphan,
     # and covers every node of each cycle: those landing nodes are the cycle members.
+    # Orphans and users of a shared telegramID are fixed points too, never cycle members.
     landing = stranded.select(pl.col("far").unique().alias("node"))
-    on_cycle = landing.join(linked.filter(~pl.col("is_orphan")).select("node", "user_id"), on="node")
+    on_cycle = landing.join(linked.filter(~pl.col("is_orphan") & ~pl.col("is_shared")).select("node", "user_id"), on="node")
     orphans = stranded.filter(pl.col("is_orphan"))
-    anchors = set(orphans["user_id"]) | set(on_cycle["user_id"])
-    below = stranded.filter(~pl.col("user_id").is_in(list(anchors)))
+    shared = stranded.filter(pl.col("is_shared"))
+    anchors = pl.concat([orphans["user_id"], shared["user_id"], on_cycle["user_id"]])
+    below = stranded.filter(~pl.col("user_id").is_in(anchors.implode()))
     orphan_below = below.join(orphans.select(pl.col("node").alias("far")), on="far", how="semi")
-    cycle_below = below.join(orphan_below.select("user_id"), on="user_id", how="anti")
+    shared_below = below.join(shared.select(pl.col("node").alias("far")), on="far", how="semi")
+    cycle_below = below.join(pl.concat([orphan_below, shared_below]).select("user_id"), on="user_id", how="anti")
     found = []
+    if shared.height:
+        found.append(
+            problem("shared_telegram_id", shared["user_id"], f"telegramID {_telegram_ids(shared)}", detached_ids=shared_below["user_id"])
+        )
     if orphans.height:
         found.append(problem("orphan", orphans["user_id"], detached_ids=orphan_below["user_id"]))
     if on_cycle.height:

@@ -103,6 +103,8 @@ def inputs_of(case: Case) -> Inputs:
                 for u in case.users
             ],
             "pioneer_purchase_id": [u.pioneer_purchase_id if u.has_pioneer_bonus else None for u in case.users],
+            "pioneer_number": [None] * len(case.users),
+            "bad_pioneer_keys": [None] * len(case.users),
             "mlm_status_type": ["object" if u.has_pioneer_bonus else None for u in case.users],
             "mlm_volumes_type": [None] * len(case.users),
             "total_volume_type": [None] * len(case.users),

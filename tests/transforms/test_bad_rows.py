@@ -1,0 +1,93 @@
+"""Pure Polars: a telegramID held by several users in the tree, pioneer keys of the wrong shape,
+and the numbering of pioneers around quarantined ones."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from transforms.pioneers import held_number_problems, pioneer_problems, pioneers
+from transforms.recompute import CANDIDATE_COLUMNS, USER_INPUT_COLUMNS
+from transforms.tree import referral_tree
+
+
+def _tree_users(rows: list[tuple[int, int, int]]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema={"user_id": pl.Int64, "telegram_id": pl.Int64, "upline_telegram_id": pl.Int64}, orient="row")
+
+
+def test_a_shared_telegram_id_names_its_users_apart_from_orphans_and_cycles():
+    users = _tree_users(
+        [
+            (1, 100, 100),  # the root
+            (2, 200, 100),
+            (3, 200, 100),  # shares 200 with user 2
+            (4, 400, 200),  # below the shared telegramID: its sponsor cannot be told
+            (5, 500, 400),
+            (6, 600, 777),  # an orphan
+            (7, 700, 800),  # 7 and 8: a cycle
+            (8, 800, 700),
+            (9, 900, 100),
+        ]
+    )
+    tree = referral_tree(users, None)
+    found = {p.kind: (p.ids, p.detached_ids) for p in tree.problems}
+    assert found == {"shared_telegram_id": ((2, 3), (4, 5)), "orphan": ((6,), ()), "cycle": ((7, 8), ())}
+    assert sorted(tree.nodes["user_id"]) == [1, 9]
+    assert "telegramID 200" in next(p.describe() for p in tree.problems if p.kind == "shared_telegram_id")
+
+
+def test_a_shared_root_telegram_id_computes_nothing():
+    users = _tree_users([(1, 100, 100), (2, 100, 300), (3, 300, 100)])
+    for configured in (None, 100):
+        tree = referral_tree(users, configured)
+        assert tree.size == 0
+        assert [(p.kind, p.ids) for p in tree.problems] == [("shared_telegram_id", (1, 2))]
+
+
+def _users(rows: list[dict]) -> pl.DataFrame:
+    columns = {name: [row.get(name) for row in rows] for name in USER_INPUT_COLUMNS}
+    return pl.DataFrame(columns, schema=USER_INPUT_COLUMNS)
+
+
+def _grant(user_id: int, number: int | None, granted_at: str) -> dict:
+    return {"user_id": user_id, "has_pioneer_bonus": True, "pioneer_granted_at": granted_at, "pioneer_purchase_id": 1000 + user_id, "pioneer_number": number}
+
+
+CANDIDATES = pl.DataFrame(
+    [(5, 55, datetime(2025, 10, 1)), (6, 66, datetime(2025, 10, 2)), (7, 77, datetime(2025, 9, 1))], schema=CANDIDATE_COLUMNS, orient="row"
+)
+
+
+def test_held_pioneers_keep_their_numbers_and_the_others_take_the_rest_in_grant_order():
+    users = _users([_grant(1, 3, "2025-10-09T00:00:00"), _grant(2, 1, "2025-10-08T00:00:00"), _grant(3, 2, "2025-08-01T00:00:00")])
+    held = pl.Series([2, 7])  # user 2 keeps 1; user 7, a candidate, takes no slot
+    granted = pioneers(users, CANDIDATES, slots=10, held_out=held)
+    numbers = dict(granted.select("user_id", "pioneer_number").iter_rows())
+    # by time without user 2: 3 (08-01), 5 (10-01), 6 (10-02), 1 (10-09) take 2, 3, 4, 5
+    assert numbers == {2: 1, 3: 2, 5: 3, 6: 4, 1: 5}
+    assert held_number_problems(granted, users, held) == []
+
+
+def test_a_held_pioneer_number_that_cannot_be_kept_is_a_problem():
+    users = _users([_grant(1, 9, "2025-10-09T00:00:00"), _grant(2, None, "2025-10-08T00:00:00"), _grant(3, 1, "2025-08-01T00:00:00")])
+    held = pl.Series([1, 2])
+    granted = pioneers(users, CANDIDATES.head(0), slots=10, held_out=held)
+    assert sorted(granted["pioneer_number"].drop_nulls()) == [1, 9] and granted.height == 3
+    (found,) = held_number_problems(granted, users, held)
+    assert (found.kind, found.ids) == ("held_pioneer_number", (1, 2))
+    assert "userID 1: 9, userID 2: none" in found.detail
+
+
+def test_wrong_pioneer_key_shapes_are_one_problem_per_description():
+    bad_flag = "mlmStatus.hasPioneerBonus is a string, not true or false"
+    users = _users(
+        [
+            {"user_id": 1, "bad_pioneer_keys": bad_flag},
+            {"user_id": 2, "bad_pioneer_keys": bad_flag},
+            {"user_id": 3, "pioneer_granted_at": "yesterday"},  # a string, but no time: wherever it is
+            {"user_id": 4},
+        ]
+    )
+    found = [(p.kind, p.ids, p.detail) for p in pioneer_problems(users, slots=10)]
+    assert found == [("bad_document", (1, 2), bad_flag), ("bad_document", (3,), "mlmStatus.pioneerGrantedAt is not an ISO time")]
