@@ -59,11 +59,12 @@ def referral_tree(users: pl.DataFrame, root_telegram_id: int | None) -> Tree:
     root_rows = linked.filter(pl.col("is_root"))
     if root_rows.height != 1:
         return _rootless_tree(users, linked, root_telegram_id)
-    # A configured root that has a sponsor of its own, while another user sponsors itself: the
-    # setting disagrees with the platform (a self-sponsor beside a self-sponsoring root is a cycle).
-    root_sponsors_itself = (root_rows["upline_telegram_id"] == root_rows["telegram_id"]).fill_null(False).all()
+    # A configured root that has a sponsor of its own (another user), while another user
+    # sponsors itself: the setting disagrees with the platform. A self-sponsor beside a root
+    # that sponsors itself, or has no sponsor at all, is a cycle.
+    root_has_sponsor = (root_rows["upline_telegram_id"] != root_rows["telegram_id"]).fill_null(False).all()
     disagreeing = linked.filter((pl.col("upline_telegram_id") == pl.col("telegram_id")) & ~pl.col("is_root"))
-    if disagreeing.height and not root_sponsors_itself:
+    if disagreeing.height and root_has_sponsor:
         # Not a cycle: the setting names another root than the platform's own self-sponsor.
         configured = int(root_rows["user_id"][0])
         found = problem(

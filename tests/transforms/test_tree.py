@@ -121,3 +121,11 @@ def test_a_root_setting_that_names_another_user_is_refused_naming_the_self_spons
     assert [(p.kind, p.ids) for p in tree.problems] == [("root_setting", (1,))]
     assert "MLM_ROOT_TELEGRAM_ID 1002 is userID 2" in tree.problems[0].describe()
     assert tree.nodes.height == 0
+
+
+def test_a_self_sponsor_beside_a_configured_root_without_a_sponsor_is_a_cycle():
+    # The configured root (user 3) has no upline at all: it is a root, the setting agrees with
+    # the platform, and user 8, sponsoring itself, is a loop that never reaches it (found by
+    # the reference comparison; it was reported as a root_setting).
+    tree = referral_tree(users({3: None, 8: 8, 13: 3}), 1003)
+    assert [(p.kind, p.ids) for p in tree.problems] == [("cycle", (8,))]
