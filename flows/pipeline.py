@@ -19,6 +19,7 @@ from db import column_limits, extract, ledger, load, validate
 from db.connection import Database
 from db.periods import PeriodRefused
 from db.unit_of_work import UnitOfWork, run_connection, write_connection
+from flows.failures import note_ledger_not_updated
 from transforms.documents import Provenance
 from transforms.plan import Plan
 from transforms.problems import InputRejected
@@ -123,27 +124,22 @@ def recorded_run(db: Database, plan: Plan, *, mode: str, period: str, as_of: dat
     with run_connection(db, wait=wait) as connection:
         run = RecordedRun(run_id=0)
         if not dry_run:
-            ledger.abandon_stale_runs(db)
-            load.drop_abandoned_staging(connection)
+            settle_unfinished_runs(db, connection)
             run.run_id = ledger.start_run(db, mode=mode, period=period, as_of=as_of, plan_version=plan.version, dry_run=False)
         try:
             yield run
         except InputRejected as rejected:
-            if run.run_id:
-                ledger.finish_run(db, run.run_id, status="refused", error=str(rejected), summary={"problems": [p.as_dict() for p in rejected.problems]})
+            problems = {"problems": [p.as_dict() for p in rejected.problems]}
+            _record_end(run, rejected, lambda: ledger.finish_run(db, run.run_id, status="refused", error=str(rejected), summary=problems))
             raise
         except PeriodRefused as refused:
-            if run.run_id:
-                ledger.finish_run(db, run.run_id, status="refused", error=str(refused))
+            _record_end(run, refused, lambda: ledger.finish_run(db, run.run_id, status="refused", error=str(refused)))
             raise
         except ValidationFailed as failed:
-            if run.run_id:
-                ledger.record_failures(db, run.run_id, failed.failures)
-                ledger.finish_run(db, run.run_id, status="failed", error=str(failed), verified=False if failed.after_commit else None)
+            _record_end(run, failed, lambda: _record_validation_failed(db, run.run_id, failed))
             raise
         except BaseException as error:
-            if run.run_id:
-                ledger.finish_run(db, run.run_id, status="failed", error=f"{type(error).__name__}: {error}")
+            _record_end(run, error, lambda: _record_failed(db, run.run_id, error))
             raise
         if run.run_id:
             summary = run.outcome or {}
@@ -159,6 +155,63 @@ def recorded_run(db: Database, plan: Plan, *, mode: str, period: str, as_of: dat
                 verified=summary.get("verified"),
                 summary=summary,
             )
+
+
+def _record_end(run: RecordedRun, error: BaseException, record: Callable[[], object]) -> None:
+    """Record how the run ended (a dry run records nothing). When the ledger cannot be written
+    either (the server that failed the run is gone), the run's own error stays the one raised,
+    noting that the ledger was not updated: the first failure is the one to report."""
+    if not run.run_id:
+        return
+    try:
+        record()
+    except Exception as ledger_error:
+        note_ledger_not_updated(error, ledger_error)
+
+
+def _record_validation_failed(db: Database, run_id: int, failed: ValidationFailed) -> None:
+    ledger.record_failures(db, run_id, failed.failures)
+    ledger.finish_run(db, run_id, status="failed", error=str(failed), verified=False if failed.after_commit else None)
+
+
+def _record_failed(db: Database, run_id: int, error: BaseException) -> None:
+    """A run that failed: ``committed`` and unverified if its write had committed (verification
+    failed to run), else ``failed``."""
+    text = f"{type(error).__name__}: {error}"
+    if ledger.write_committed(db, run_id):
+        ledger.record_committed(db, run_id, verified=None, note=f"{text} (after its write committed; not verified)")
+    else:
+        ledger.finish_run(db, run_id, status="failed", error=text)
+
+
+ENDED_AFTER_COMMIT = "the run's process ended after its write committed, before it finished"
+
+
+def settle_unfinished_runs(db: Database, connection) -> None:
+    """End the runs a dead process left unfinished (the caller holds the run lock), then drop
+    their staging tables. A run whose write committed (it noted so, or its written table, made
+    inside its transaction, survives) is ``committed``, and verified now against that table,
+    as its own verification would have; any other is ``abandoned`` (its write rolled back)."""
+    for run in ledger.unfinished_runs(db):
+        table = load.staging_table(run.run_id)
+        written_table = load.quoted(load.written_table(table))
+        survives = connection.execute("SELECT to_regclass(%s) IS NOT NULL", [written_table]).fetchone()[0]
+        written = connection.execute(f"SELECT count(*) FROM {written_table}").fetchone()[0] if survives else None
+        # Unlogged, the table is emptied by a server crash: check against it only if it is whole.
+        whole = written is not None and (written == run.noted_written if run.noted_written is not None else written > 0)
+        ended = [ENDED_AFTER_COMMIT] if run.status == "running" else []
+        if whole:
+            failures = validate.failures_after_commit(db, table)
+            verdict = (
+                f"checked by the next run: {len(failures)} failure(s), stored values that differ from what it computed (see its failures)"
+                if failures
+                else f"verified by the next run: stored equals computed for the {written} users it wrote"
+            )
+            ledger.record_committed(db, run.run_id, verified=not failures, note="; ".join([*ended, verdict]), failures=failures)
+        elif ended and (survives or run.write_committed):
+            ledger.record_committed(db, run.run_id, verified=None, note="; ".join([*ended, "not verified: the list of the users it wrote is gone"]))
+    ledger.abandon_stale_runs(db)
+    load.drop_abandoned_staging(connection)
 
 
 def run_period(
@@ -264,8 +317,12 @@ def write_stage(
 
 
 def verify_stage(db: Database, run_id: int) -> None:
-    """Re-read every written user from a new connection; raises ValidationFailed on any difference."""
+    """Re-read every written user from a new connection; raises ValidationFailed on any difference.
+
+    First noted in the ledger: the write committed (a process killed from here on is recorded
+    as committed, and verified by the next run, not as abandoned)."""
     table = load.staging_table(run_id)
+    ledger.note_write_committed(db, run_id, load.quoted(load.written_table(table)))
     after = validate.failures_after_commit(db, table)
     with write_connection(db) as connection:
         load.drop_staging(connection, table)

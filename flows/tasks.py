@@ -10,25 +10,24 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import psycopg
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from db.connection import open_database
 from db.extract import Watermark
 from flows import pipeline
+from flows.failures import is_transient
 from flows.workspace import Workspace
 from transforms.plan import Plan
 
 
 def transient_database_error(task_, task_run, state) -> bool:
-    """Retry only when the failure is a database hiccup that another attempt may not meet."""
+    """Retry only when the failure is a database hiccup that another attempt may not meet, from
+    psycopg (the write) or ADBC (the extract) alike (see ``failures.is_transient``)."""
     try:
         state.result()
-    except (psycopg.OperationalError, ConnectionError):  # includes serialization failures and deadlocks
-        return True
-    except Exception:
-        return False
+    except Exception as error:
+        return is_transient(error)
     return False
 
 

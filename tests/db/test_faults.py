@@ -1,5 +1,6 @@
-"""Faults for real, on PostgreSQL: a killed run, a failed validation, two runs at once, a dry run,
-and the platform's lost update reproduced next to this project's write path."""
+"""Faults for real, on PostgreSQL: a killed run (before and after its commit), a failed validation,
+two runs at once, a dry run, the server gone mid-run, and the platform's lost update reproduced
+next to this project's write path."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -23,6 +25,7 @@ from flows import pipeline
 from flows.pipeline import ValidationFailed
 
 from tests.db.small_platform import nightly
+from tests.tcp_proxy import TcpProxy
 
 ALL_TABLES = [t.name for t in PLATFORM_TABLES + OWN_TABLES]
 DATA_TABLES = [t for t in ALL_TABLES if t != "mlm_runs"]
@@ -165,13 +168,92 @@ def test_a_run_killed_mid_write_changes_nothing_and_the_next_run_succeeds(db):
         assert c.execute("""SELECT count(*) FROM users WHERE "mlmVolumes" IS NULL""").fetchone()[0] == 0
 
 
-def _wait_for_query(db, prefixes, process, timeout=240.0) -> str:
+@pytest.mark.parametrize("changed_since", [False, True], ids=["untouched since", "a written row changed since"])
+def test_a_run_killed_after_its_commit_is_recorded_committed_and_verified_by_the_next_run(db, changed_since):
+    _bulk_platform(db, 20_000)
+    run = _run_command(db, "run", "--as-of", "2025-10-20T00:00:00Z")
+    _wait_for_query(db, ('COPY "mlm_staging',), run)  # in the write transaction, which has read users
+    with db.connect_raw() as blocker:
+        # Queued behind the write's locks and granted at its COMMIT: the verification after
+        # commit then waits for this lock, and the run is killed there.
+        locking = threading.Thread(target=blocker.execute, args=["LOCK TABLE users IN ACCESS EXCLUSIVE MODE"])
+        locking.start()
+        verifying = _wait_for_query(db, ("WITH moved",), run, waiting=True)
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+        locking.join(30)
+        blocker.rollback()
+    _wait_for_backends_to_end(db)
+    assert "_written" in verifying
+    with db.connect_raw() as c:
+        assert c.execute("SELECT status FROM mlm_runs").fetchall() == [("running",)]
+        assert c.execute("""SELECT count(*) FROM users WHERE "mlmVolumes" IS NULL""").fetchone()[0] == 0  # committed
+        if changed_since:  # the platform writes a user's owned value before the next run
+            c.execute("""UPDATE users SET "personalVolumeTotal" = "personalVolumeTotal" + 1 WHERE "userID" = 5""")
+    again = _run_command(db, "run", "--as-of", "2025-10-20T00:00:00Z")
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    with db.connect_raw() as c:
+        runs = c.execute("SELECT status, verified, users_changed, error FROM mlm_runs ORDER BY run_id").fetchall()
+        failures = c.execute("SELECT run_id, user_id, check_name FROM mlm_validation_failures").fetchall()
+        assert c.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'mlm_staging_%'").fetchone()[0] == 0
+        repaired = c.execute("""SELECT "personalVolumeTotal"::text FROM users WHERE "userID" = 5""").fetchone()[0]
+    (status, verified, users_changed, error), (next_status, next_verified, _, _) = runs
+    assert (status, users_changed, next_status, next_verified) == ("committed", 20_000, "succeeded", True)
+    assert error.startswith("the run's process ended after its write committed")
+    if changed_since:
+        assert verified is False and failures == [(1, 5, "stored_equals_computed")] and "checked by the next run: 1 failure" in error
+        assert repaired == "50.00"  # and the next run wrote it back
+    else:
+        assert verified is True and failures == [] and "verified by the next run: stored equals computed for the 20000 users" in error
+
+
+def test_a_verification_that_cannot_run_leaves_the_run_committed_for_the_next_run_to_verify(platform, monkeypatch):
+    def connection_lost(db, table):
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(validate, "failures_after_commit", connection_lost)
+    with pytest.raises(psycopg.OperationalError):
+        nightly(platform)
+    with platform.connect_raw() as c:
+        assert c.execute("SELECT status, verified, error FROM mlm_runs").fetchall() == [
+            ("committed", None, "OperationalError: server closed the connection unexpectedly (after its write committed; not verified)")
+        ]
+    monkeypatch.undo()
+    assert nightly(platform).users_written == 0  # the write had committed
+    with platform.connect_raw() as c:
+        (status, verified, error), second = c.execute("SELECT status, verified, error FROM mlm_runs ORDER BY run_id").fetchall()
+    assert (status, verified, second[:2]) == ("committed", True, ("succeeded", True))
+    assert error.endswith("not verified); verified by the next run: stored equals computed for the 3 users it wrote")
+
+
+def test_a_server_gone_mid_run_reports_the_runs_own_error_not_the_ledgers(platform, monkeypatch, capsys):
+    # The server goes away as the extract sends its first read of purchases (the proxy drops
+    # every connection and refuses new ones), so recording the failure in the ledger fails too.
+    from flows import cli
+
+    with TcpProxy(platform.uri, cut_on=b"bit_xor(", go_down=True) as proxy:
+        monkeypatch.setenv("MLM_DATABASE_URL", proxy.uri)
+        monkeypatch.setenv("MLM_ROOT_TELEGRAM_ID", "9000")
+        code = cli.main(["run", "--as-of", "2025-10-20T00:00:00Z"])
+        assert proxy.cut_count == 1
+    said = [line for line in capsys.readouterr().err.splitlines() if "stage extract finished" not in line]  # progress
+    assert code == 5 and len(said) == 1 and said[0].startswith("mlm-recompute: database error"), said
+    failed, _, ledger_note = said[0].partition(" (the runs ledger could not be updated either: ")
+    assert "server closed the connection unexpectedly" in failed  # the extract's own error
+    assert "connection to server at" not in failed and "connection to server at" in ledger_note  # the ledger's, only noted
+    with platform.connect_raw() as c:
+        assert c.execute("SELECT status, error FROM mlm_runs").fetchall() == [("running", None)]  # what the ledger could not record
+
+
+def _wait_for_query(db, prefixes, process, timeout=240.0, waiting=False) -> str:
     deadline = time.monotonic() + timeout
     with db.connect_raw(autocommit=True) as c:
         while time.monotonic() < deadline:
             assert process.poll() is None, process.communicate()
             rows = c.execute(
                 "SELECT query FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()"
+                + (" AND wait_event_type = 'Lock'" if waiting else "")
             ).fetchall()
             for (query,) in rows:
                 if query.lstrip().startswith(prefixes):
