@@ -7,7 +7,9 @@ task and publishes the report as a Markdown artifact. Both write three files int
 ``audit-<as_of>.png`` (the fullVolume drift as a bar chart, drawn without a plotting library).
 
 Nothing is written to the database: the stored side is read in one READ ONLY transaction, the
-recomputed side is the nightly computation's dry run (rolled back, recorded nowhere).
+recomputed side is the nightly computation's dry run (rolled back, recorded nowhere). Nothing
+is created either: a database without the platform's tables or the project's current
+migrations is refused (``db.migrate.SchemaNotReady``) before anything is read.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from prefect.artifacts import create_markdown_artifact
 from db import audit as numbers
 from db.connection import Database, open_database
 from flows.config import Settings, load_plan
-from flows.context import configured_database
+from flows.context import opened_database
 from flows.pipeline import RunOutcome, ValidationFailed, run_period
 from flows.tasks import IO_TASK
 from transforms.plan import Plan
@@ -389,7 +391,7 @@ def audit(as_of: datetime | None = None, out_dir: str = ".mlm/audit") -> dict:
     settings = Settings.from_env()
     plan = load_plan(settings.plan_path)
     as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    with configured_database(settings, quiet=True) as db:
+    with opened_database(settings, "read", quiet=True) as db:  # read-only: creates nothing
         report = audit_task(db.uri, plan, as_of, settings.root_telegram_id, out_dir)
     create_markdown_artifact(audit_markdown(report, chart=Path(report["files"]["chart"]).name), key="mlm-audit", description="mlm-recompute audit")
     print(f"audit as of {report['as_of']}: {report['files']['markdown']}")

@@ -1,14 +1,17 @@
 """The ``mlm-recompute`` command line.
 
-Exit codes: 0 success; 1 a scenario's expectations failed or validation failed; 2 usage or a
-malformed file; 3 bad input refused (offending ids printed); 4 another run holds the lock;
+Exit codes: 0 success; 1 a scenario's expectations failed or validation failed; 2 usage, a
+malformed file, a bad setting or a database not set up for the command (``SchemaNotReady``: the
+line names ``db upgrade`` or ``demo-data``); 3 bad input refused (offending ids printed); 4 another run holds the lock;
 5 the database cannot be reached or refused the connection (one line says which server and why).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -84,14 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _database(settings):
-    from flows.context import configured_database
+def _database(settings, access):
+    """The configured database, checked or prepared for ``access`` (read, write or create):
+    read-only commands create nothing, and only db upgrade, demo-data and demo create the
+    platform's tables (see ``flows.context.opened_database``)."""
+    from flows.context import opened_database
 
-    return configured_database(settings)
+    return opened_database(settings, access)
 
 
 def _cmd_db(args, settings) -> int:
-    with _database(settings) as db:
+    with _database(settings, "create") as db:
         from db.migrate import current_revision
 
         print(f"database {db.name}: project schema at revision {current_revision(db.engine)}")
@@ -101,7 +107,7 @@ def _cmd_db(args, settings) -> int:
 def _cmd_demo_data(args, settings) -> int:
     from db import demo
 
-    with _database(settings) as db:
+    with _database(settings, "create") as db:
         started = time.perf_counter()
         data = demo.generate_and_load(
             db,
@@ -185,7 +191,7 @@ def _cmd_run(args, settings) -> int:
     if as_of > now and not args.any_cut_off:
         # a nightly run writes every user's live documents: as of a moment that has not come
         return _said(f"mlm-recompute: error: --as-of {as_of.isoformat()} is later than now ({now.isoformat(timespec='seconds')}); pass --any-cut-off if it is meant", EXIT_USAGE)
-    with _database(settings) as db:
+    with _database(settings, "read" if args.dry_run else "write") as db:
         refusal = None if args.any_cut_off else _before_closed_history(db, as_of)
         if refusal:
             return _said(f"mlm-recompute: error: {refusal}", EXIT_USAGE)
@@ -214,7 +220,7 @@ def _cmd_demo(args, settings) -> int:
 
     from db import demo
 
-    with _database(settings) as db:
+    with _database(settings, "create") as db:
         with db.engine.connect() as connection:
             empty = connection.execute(sa.text("SELECT NOT EXISTS (SELECT 1 FROM users)")).scalar()
         if empty:
@@ -230,12 +236,38 @@ def _print_summary(summary: dict) -> None:
     print("\n".join(summary_lines(summary)))
 
 
+@contextlib.contextmanager
+def _expected_flow_failures_said_once(args):
+    """Prefect's engine logs a flow's exception with its traceback; an expected refusal (a period
+    rule, a database not set up, bad input, the run lock) is said once, in one line, by
+    ``_command``, so those records are dropped (kept with --debug or MLM_DEBUG=1)."""
+    from db.migrate import SchemaNotReady
+    from db.periods import PeriodRefused
+    from db.unit_of_work import RunLocked
+    from transforms.problems import InputRejected
+
+    expected = (PeriodRefused, SchemaNotReady, InputRejected, RunLocked)
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], expected))
+
+    logger = logging.getLogger("prefect.flow_runs")
+    debug = args.debug or os.environ.get("MLM_DEBUG", "") not in ("", "0")
+    if not debug:
+        logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
 def _cmd_backfill(args, settings) -> int:
     from flows.periods import backfill, backfill_task_runner, months_between
 
     months_between(args.from_month, args.to_month)  # a bad month is a usage error, before Prefect starts
     runner = backfill.with_options(task_runner=backfill_task_runner(settings.dask_address))
-    _print_summary(runner(args.from_month, args.to_month, reprocess=args.reprocess, dry_run=args.dry_run))
+    with _expected_flow_failures_said_once(args):
+        _print_summary(runner(args.from_month, args.to_month, reprocess=args.reprocess, dry_run=args.dry_run))
     return EXIT_OK
 
 
@@ -243,7 +275,8 @@ def _cmd_close(args, settings) -> int:
     from flows.periods import close, parse_month
 
     parse_month(args.month)  # a bad month is a usage error, before Prefect starts
-    _print_summary(close(args.month))
+    with _expected_flow_failures_said_once(args):
+        _print_summary(close(args.month))
     return EXIT_OK
 
 
@@ -252,7 +285,7 @@ def _cmd_reopen(args, settings) -> int:
     from db import periods
 
     month = parse_month(args.month)
-    with _database(settings) as db:
+    with _database(settings, "write") as db:
         import getpass
 
         periods.reopen(db, month, actor=getpass.getuser(), reason=args.reason)
@@ -266,7 +299,7 @@ def _cmd_audit(args, settings) -> int:
     from flows.config import load_plan
 
     plan = load_plan(settings.plan_path)
-    with _database(settings) as db:
+    with _database(settings, "read") as db:
         report = audit_report(db, plan, _now_or(args.as_of), settings.root_telegram_id, args.out)
     print("\n".join(audit_lines(report)))
     status = report["drift"]["status"]
@@ -277,7 +310,7 @@ def _cmd_runs(args, settings) -> int:
     from db.runs_query import recent_runs
     from flows.report import runs_table
 
-    with _database(settings) as db:
+    with _database(settings, "read") as db:
         print(runs_table(recent_runs(db, limit=args.limit)))
     return EXIT_OK
 
@@ -286,7 +319,7 @@ def _cmd_show(args, settings) -> int:
     from db.runs_query import failure_count, run_detail, run_failures
     from flows.report import failure_lines, run_summary, summary_lines
 
-    with _database(settings) as db:
+    with _database(settings, "read") as db:
         detail = run_detail(db, args.run_id)
         if detail is None:
             print(f"mlm-recompute: error: no run {args.run_id} in the ledger (see mlm-recompute runs)", file=sys.stderr)
@@ -348,6 +381,7 @@ def _said(line: str, code: int) -> int:
 
 def _command(args, settings) -> int:
     """Run the command; an expected refusal is one line on stderr and its exit code."""
+    from db.migrate import SchemaNotReady
     from db.periods import PeriodRefused
     from db.unit_of_work import RunLocked
     from flows.pipeline import ValidationFailed
@@ -357,7 +391,7 @@ def _command(args, settings) -> int:
 
     try:
         return _COMMANDS[args.command](args, settings)
-    except (ScenarioFileError, PlanError, ValueError) as error:
+    except (ScenarioFileError, PlanError, SchemaNotReady, ValueError) as error:
         return _said(f"mlm-recompute: error: {error}", EXIT_USAGE)
     except InputRejected as rejected:
         return _said(f"mlm-recompute: refused, nothing written: {rejected}", EXIT_BAD_INPUT)

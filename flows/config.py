@@ -43,6 +43,8 @@ class Settings:
         )
 
 
+# What a command may do to the database's schema before it works (see db/migrate.py):
+# "read" creates nothing, "write" migrates the project's own tables, "create" also the platform's.
 def load_plan(path: Path | str = DEFAULT_PLAN):
     """The plan in a TOML plan file; a bad file is refused naming the file and field."""
     import tomllib

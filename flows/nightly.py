@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from prefect import flow
 
 from flows.config import Settings, load_plan
-from flows.context import configured_database
+from flows.context import opened_database
 from flows.pipeline import recorded_run, remembers_purchases
 from flows.tasks import column_limits_task, compute_task, extract_task, report_task, verify_task, write_task
 from transforms.recompute import period_of
@@ -22,7 +22,7 @@ def nightly(as_of: datetime | None = None, dry_run: bool = False, quarantine: bo
     plan = load_plan(settings.plan_path)
     as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
     period = period_of(as_of)
-    with configured_database(settings, quiet=True) as db, tempfile.TemporaryDirectory(prefix="mlm-run-") as folder:
+    with opened_database(settings, "read" if dry_run else "write", quiet=True) as db, tempfile.TemporaryDirectory(prefix="mlm-run-") as folder:
         with recorded_run(db, plan, mode="nightly", period=period, as_of=as_of, dry_run=dry_run, wait=wait) as run:
             watermark = extract_task(db.uri, plan, as_of, folder, remembers_purchases("nightly", dry_run))
             computed = compute_task(folder, plan, run.run_id, as_of, period, settings.root_telegram_id, quarantine)

@@ -3,6 +3,10 @@
 A month is computed as of its end (the 1st of the next month, 00:00 UTC). Its previous ranks are
 the snapshot ranks of the month before (never today's stored rank), so closing months one by one
 and backfilling them in one go give the same snapshots.
+
+A close or backfill refused by a period rule (a month that has not ended, a closed month that
+would change) is recorded in the ledger as ``refused`` with the reason, like any refused run; a
+dry run records nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from db.unit_of_work import UnitOfWork, write_connection
 from db.load import write_snapshots
 from flows import pipeline
 from flows.config import Settings, load_plan
-from flows.context import configured_database
+from flows.context import opened_database
 from flows.tasks import IO_TASK, report_task
 from flows.workspace import Workspace
 from transforms.plan import Plan
@@ -95,12 +99,12 @@ def close(month: str, now: datetime | None = None) -> dict:
     Closing again with the same result changes nothing; a different result is refused with the
     difference shown (reopen it first)."""
     period = parse_month(month)
-    _refuse_unended(period, now or datetime.now(timezone.utc))
     settings = Settings.from_env()
     plan = load_plan(settings.plan_path)
     as_of = month_end(period)
-    with configured_database(settings, quiet=True) as db, tempfile.TemporaryDirectory(prefix="mlm-close-") as folder:
+    with opened_database(settings, "write", quiet=True) as db, tempfile.TemporaryDirectory(prefix="mlm-close-") as folder:
         with pipeline.recorded_run(db, plan, mode="close", period=period, as_of=as_of, dry_run=False, wait=True) as run:
+            _refuse_unended(period, now or datetime.now(timezone.utc))  # inside: the refusal is in the ledger
             month_task(db.uri, plan, period, folder, settings.root_telegram_id, True)
             result = Workspace(Path(folder)).result(tag=period)
             outcome = _close_month(db, plan, result, run.run_id)
@@ -133,17 +137,22 @@ def reopen(month: str, reason: str, actor: str | None = None) -> dict:
     """Reopen the most recently closed month, recording who and why."""
     period = parse_month(month)
     settings = Settings.from_env()
-    with configured_database(settings, quiet=True) as db:
+    with opened_database(settings, "write", quiet=True) as db:
         periods.reopen(db, period, actor=actor or getpass.getuser(), reason=reason)
     return {"period": period, "reopened": True, "reason": reason}
 
 
-def _select_months(db, months: list[str], reprocess: str) -> tuple[list[str], list[str]]:
-    """The months a backfill computes, and the closed months it skips."""
+REPROCESS = ("missing", "failed", "all")
+
+
+def _select_months(db, months: list[str], reprocess: str) -> tuple[list[str], list[str], list[str]]:
+    """The months a backfill computes, the closed months it skips, and the open months it skips
+    because they have snapshots that ``reprocess`` leaves as they are."""
     closed = set(periods.closed_periods(db))
     open_months = [m for m in months if m not in closed]
+    skipped_closed = sorted(closed & set(months))
     if reprocess == "all":
-        return open_months, sorted(closed & set(months))
+        return open_months, skipped_closed, []
     with db.connect_raw() as connection:
         present = {r[0] for r in connection.execute("SELECT DISTINCT period FROM mlm_period_snapshots WHERE period = ANY(%s)", [open_months])}
         failed = {
@@ -157,7 +166,8 @@ def _select_months(db, months: list[str], reprocess: str) -> tuple[list[str], li
     wanted = {"missing": lambda m: m not in present, "failed": lambda m: m in failed or m not in present}
     if reprocess not in wanted:
         raise ValueError(f"reprocess must be missing, failed or all; got {reprocess!r}")
-    return [m for m in open_months if wanted[reprocess](m)], sorted(closed & set(months))
+    selected = [m for m in open_months if wanted[reprocess](m)]
+    return selected, skipped_closed, [m for m in open_months if m not in selected]
 
 
 def _segments(months: list[str]) -> list[list[str]]:
@@ -187,14 +197,19 @@ def backfill_task_runner(dask_address: str | None):
 def backfill(from_month: str, to_month: str, reprocess: str = "missing", dry_run: bool = False, now: datetime | None = None) -> dict:
     """Rebuild the period snapshots of a range of ended months, each as of its end. Months are
     computed concurrently; the never-down rank is then carried through them in order. Closed
-    months are skipped and listed; everything is written in one transaction."""
+    months are skipped and listed; everything is written in one transaction. The summary lists
+    the months computed (``months``), skipped (``skipped_closed``, ``skipped_present``) and the
+    snapshot rows written per month (``snapshot_rows_by_month``)."""
     months = months_between(from_month, to_month)
-    _refuse_unended(months[-1], now or datetime.now(timezone.utc))
+    if reprocess not in REPROCESS:  # a usage error: refused before anything is opened or recorded
+        raise ValueError(f"reprocess must be missing, failed or all; got {reprocess!r}")
     settings = Settings.from_env()
     plan = load_plan(settings.plan_path)
-    with configured_database(settings, quiet=True) as db, tempfile.TemporaryDirectory(prefix="mlm-backfill-") as folder:
-        selected, skipped = _select_months(db, months, reprocess)
+    # a dry run is read-only: it creates nothing and records nothing
+    with opened_database(settings, "read" if dry_run else "write", quiet=True) as db, tempfile.TemporaryDirectory(prefix="mlm-backfill-") as folder:
         with pipeline.recorded_run(db, plan, mode="backfill", period=months[-1], as_of=month_end(months[-1]), dry_run=dry_run, wait=True) as run:
+            _refuse_unended(months[-1], now or datetime.now(timezone.utc))  # inside: the refusal is in the ledger
+            selected, skipped_closed, skipped_present = _select_months(db, months, reprocess)
             futures = [month_task.submit(db.uri, plan, m, folder, settings.root_telegram_id, False) for m in selected]
             for future in futures:
                 future.result()
@@ -205,9 +220,14 @@ def backfill(from_month: str, to_month: str, reprocess: str = "missing", dry_run
                 "run_id": run.run_id,
                 "status": "dry run" if dry_run else "succeeded",
                 "period": months[-1],
+                "plan_version": plan.version,
+                "reprocess": reprocess,
+                "months_requested": months,
                 "months": selected,
-                "skipped_closed": skipped,
-                "snapshot_rows": rows,
+                "skipped_closed": skipped_closed,
+                "skipped_present": skipped_present,
+                "snapshot_rows_by_month": rows,
+                "snapshot_rows": sum(rows.values()),
                 "dry_run": dry_run,
             }
         report_task(run.outcome)
@@ -228,12 +248,14 @@ def carried_results(db, plan: Plan, results: dict[str, Recomputed]) -> dict[str,
     return carried
 
 
-def _write_backfill(db, plan: Plan, results: dict[str, Recomputed], run_id: int, dry_run: bool) -> int:
-    rows = 0
+def _write_backfill(db, plan: Plan, results: dict[str, Recomputed], run_id: int, dry_run: bool) -> dict[str, int]:
+    """Write every month's snapshot in one transaction (rolled back for a dry run); the rows
+    written per month, oldest first."""
+    rows: dict[str, int] = {}
     carried = carried_results(db, plan, results)
     with write_connection(db) as connection, UnitOfWork(connection) as uow:
-        for result in carried.values():
-            rows += write_snapshots(connection, result, run_id, is_final=False)
+        for month in sorted(carried):
+            rows[month] = write_snapshots(connection, carried[month], run_id, is_final=False)
         if not dry_run:
             uow.commit()
     return rows

@@ -145,7 +145,12 @@ def _title(summary: dict) -> str:
         return "dry run (nothing written)"
     run_id = summary.get("run_id")
     status = summary.get("status") or ("refused" if summary.get("problems") else "unknown")
-    return f"run {run_id} {status}" if run_id else f"run {status}"
+    kind = "backfill run" if _is_backfill(summary) else "run"  # a backfill's period alone reads like a nightly run's
+    return f"{kind} {run_id} {status}" if run_id else f"{kind} {status}"
+
+
+def _is_backfill(summary: dict) -> bool:
+    return summary.get("mode") == "backfill"
 
 
 def _verdict(summary: dict) -> str:
@@ -159,6 +164,10 @@ def _verdict(summary: dict) -> str:
         return "verification FAILED after commit: the data was written; see the run's failures"
     if status == "failed" and "validation failed before commit" in (summary.get("error") or ""):
         return "failed: validation failed before commit, nothing written; see the run's failures"
+    if _is_backfill(summary) and status in ("succeeded", "dry run"):
+        # a backfill writes no user's documents, so there is nothing for the document checks to prove
+        done = "computed and rolled back" if summary.get("dry_run") else "written in one transaction"
+        return f"not applicable: a backfill writes only the months' period snapshots ({done}), no user's documents"
     if summary.get("dry_run"):
         return "dry run: validated inside the transaction, rolled back, nothing to verify"
     return f"{status}: no validation recorded; see the error" if status in ("failed", "abandoned") else "not recorded"
@@ -176,8 +185,9 @@ def _md_header(summary: dict) -> list[str]:
     """The title and the run's identity."""
     title = _title(summary)
     lines = [f"# {title[:1].upper()}{title[1:]}", ""]
+    span = _months_span(summary)  # a backfill names its months, not only the last one
     facts = [
-        ("period", summary.get("period")),
+        (span.split(" ", 1)[0], span.split(" ", 1)[1]) if span else ("period", summary.get("period")),
         ("cut-off", _instant(summary.get("as_of")) if summary.get("as_of") else None),
         ("mode", summary.get("mode")),
         ("plan", summary.get("plan_version")),
@@ -202,7 +212,10 @@ def _md_inputs(summary: dict) -> list[str]:
 
 
 def _md_users(summary: dict) -> list[str]:
-    """Users computed, changed and written, and how far volumes moved."""
+    """Users computed, changed and written, and how far volumes moved (a backfill's rows are in
+    its months table)."""
+    if _is_backfill(summary):
+        return []
     changes = summary.get("changes") or {}
     facts = [
         ("users computed", _count(summary.get("users_computed")), "users_computed" in summary),
@@ -223,7 +236,7 @@ def _md_changes(summary: dict) -> list[str]:
     """Changes by key, as a table."""
     if "changes" not in summary:
         return []
-    rows = changes_table(summary)
+    rows = _changed_keys(summary)
     if not rows:
         return ["## Changes by key", "", "No owned value changed.", ""]
     return ["## Changes by key", "", *_table(["key", "users"], [[r["key"], _count(r["users"])] for r in rows]), ""]
@@ -282,14 +295,70 @@ def _md_timings(summary: dict) -> list[str]:
 def summary_markdown(summary: dict) -> str:
     """A Markdown report of one run, from its summary dict."""
     summary = summary or {}
-    sections = [_md_header, _md_inputs, _md_users, _md_changes, _md_ranks, _md_pioneers, _md_problems, _md_validation, _md_timings]
+    sections = [_md_header, _md_months, _md_inputs, _md_users, _md_changes, _md_ranks, _md_pioneers, _md_problems, _md_validation, _md_timings]
     return "\n".join(line for section in sections for line in section(summary)).rstrip() + "\n"
 
 
 def changes_table(summary: dict) -> list[dict]:
-    """Rows ``{"key", "users"}`` of the changed owned values, most users first (a table artifact)."""
+    """The run's table artifact: for a backfill its months (``months_table``); for any other run
+    rows ``{"key", "users"}`` of the changed owned values, most users first."""
+    if _is_backfill(summary or {}):
+        return months_table(summary)
+    return _changed_keys(summary)
+
+
+def _changed_keys(summary: dict) -> list[dict]:
     by_key = ((summary or {}).get("changes") or {}).get("by_key")
     return [{"key": key, "users": count} for key, count in _sorted_by_count(by_key)]
+
+
+# --- backfills --------------------------------------------------------------------------------
+
+
+def months_table(summary: dict) -> list[dict]:
+    """One row ``{"month", "outcome", "snapshot_rows"}`` per month a backfill was asked for:
+    written (or, in a dry run, to write) with its snapshot rows, or skipped and why."""
+    summary = summary or {}
+    computed, closed, present = (list(summary.get(k) or []) for k in ("months", "skipped_closed", "skipped_present"))
+    requested = summary.get("months_requested") or sorted({*computed, *closed, *present})
+    rows_by_month = summary.get("snapshot_rows_by_month") or {}
+    reasons = {
+        **{m: "skipped: closed (its final snapshot is kept)" for m in closed},
+        **{m: f"skipped: has snapshots (reprocess {summary.get('reprocess', 'missing')})" for m in present},
+        **{m: "computed, not written (dry run)" if summary.get("dry_run") else "written" for m in computed},
+    }
+    return [{"month": m, "outcome": reasons.get(m, "not computed"), "snapshot_rows": rows_by_month.get(m)} for m in requested]
+
+
+def _months_span(summary: dict) -> str | None:
+    """``months 2025-08 to 2025-10`` for a backfill that lists its months, else None."""
+    months = [row["month"] for row in months_table(summary)] if _is_backfill(summary) else []
+    if not months:
+        return None
+    return f"month {months[0]}" if len(months) == 1 else f"months {months[0]} to {months[-1]}"
+
+
+def _md_months(summary: dict) -> list[str]:
+    """A backfill's months: each one written or skipped, with its snapshot rows."""
+    rows = months_table(summary) if _is_backfill(summary) else []
+    if not rows:
+        return []
+    body = [[r["month"], _count(r["snapshot_rows"]), r["outcome"]] for r in rows]
+    total = ["**total**", _count(summary.get("snapshot_rows")), ""]
+    return ["## Months", "", *_table(["month", "snapshot rows", "outcome"], [*body, total]), ""]
+
+
+def _term_months(summary: dict) -> list[str]:
+    rows = months_table(summary) if _is_backfill(summary) else []
+    if not rows:
+        return []
+    computed = len(summary.get("months") or [])
+    text = f"{len(rows)} asked for: {computed} computed, {len(rows) - computed} skipped; {_count(summary.get('snapshot_rows'))} snapshot rows {_written(summary)}"
+    lines = _labelled("months", text)
+    return lines + [
+        f"    {r['month']}  {r['outcome']}" + (f": {r['snapshot_rows']:,} snapshot rows" if r["snapshot_rows"] is not None else "")
+        for r in rows
+    ]
 
 
 # --- terminal ---------------------------------------------------------------------------------
@@ -303,7 +372,7 @@ def _labelled(label: str, text: str) -> list[str]:
 
 def _term_header(summary: dict) -> list[str]:
     facts = [
-        f"period {summary['period']}" if summary.get("period") else "",
+        _months_span(summary) or (f"period {summary['period']}" if summary.get("period") else ""),
         f"cut-off {_instant(summary['as_of'])}" if summary.get("as_of") else "",
         f"plan {summary['plan_version']}" if summary.get("plan_version") else "",
     ]
@@ -333,7 +402,7 @@ def _term_counts(summary: dict) -> list[str]:
 
 
 def _term_changes(summary: dict, limit: int) -> list[str]:
-    rows = changes_table(summary)
+    rows = _changed_keys(summary)
     if "changes" not in summary:
         return []
     if not rows:
@@ -378,7 +447,7 @@ def _term_timings(summary: dict) -> list[str]:
 def summary_lines(summary: dict, *, keys_shown: int = 12) -> list[str]:
     """A compact terminal rendering of one run's summary, aligned, at most 100 columns wide."""
     summary = summary or {}
-    lines = _term_header(summary) + _term_counts(summary) + _term_changes(summary, keys_shown)
+    lines = _term_header(summary) + _term_months(summary) + _term_counts(summary) + _term_changes(summary, keys_shown)
     lines += _term_ranks_and_pioneers(summary) + _term_problems(summary)
     lines += _labelled("validation", _verdict(summary))
     if summary.get("error"):
