@@ -41,7 +41,7 @@ runs = sa.Table(
     metadata,
     sa.Column("run_id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("mode", sa.String(20), nullable=False),  # nightly | backfill | close | audit | scenario
-    sa.Column("status", sa.String(20), nullable=False),  # running | succeeded | failed | refused
+    sa.Column("status", sa.String(20), nullable=False),  # running | succeeded | failed | refused | abandoned | committed (see db.ledger)
     sa.Column("period", sa.String(7), nullable=False),
     sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
     sa.Column("plan_version", sa.String(100), nullable=False),

@@ -170,6 +170,8 @@ def _verdict(summary: dict) -> str:
         return f"not applicable: a backfill writes only the months' period snapshots ({done}), no user's documents"
     if summary.get("dry_run"):
         return "dry run: validated inside the transaction, rolled back, nothing to verify"
+    if status == "committed":
+        return "committed but not verified: the data was written; the run ended before its verification (see the error)"
     return f"{status}: no validation recorded; see the error" if status in ("failed", "abandoned") else "not recorded"
 
 

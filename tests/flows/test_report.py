@@ -106,6 +106,13 @@ def test_a_dry_run_says_to_write_and_not_verified():
     assert "- users to write: 1,234" in text and "nothing to verify" in text
 
 
+def test_a_run_that_committed_and_ended_before_its_verification_says_so():
+    # a run whose process died after its COMMIT: the next run records it committed, unverified
+    committed = FULL | {"status": "committed", "verified": None}
+    text = summary_markdown(committed)
+    assert "committed but not verified: the data was written" in text and "not recorded" not in text
+
+
 def test_a_refused_summary_renders_its_problems_and_nothing_else():
     text = summary_markdown(REFUSED)
     assert text.startswith("# Run refused\n")
