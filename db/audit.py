@@ -34,7 +34,7 @@ import polars as pl
 
 from db.connection import Database
 from db.document_shapes import ALWAYS, PIONEER, SHAPES, Key
-from db.extract import helper_in_snapshot, snapshot
+from db.extract import COLUMN_TYPES_SQL, ESCAPED_NUL, escaped_nul, helper_in_snapshot, snapshot
 from transforms.plan import Plan
 
 EXAMPLES = 5  # example userIDs kept per finding
@@ -239,7 +239,22 @@ def _code_sql(i: int) -> str:
 COUNTS = ("null", "objects", "compliant", "written", *KINDS)
 
 
-def structure_sql(plan: Plan, part: str = "true") -> str:
+def parsed(column: str, json_columns: frozenset[str]) -> str:
+    """SQL: ``u.column`` as jsonb. A ``json`` document holding an escaped NUL, which jsonb
+    refuses (and with it the whole audit, naming no user), reads as a JSON string saying so: the
+    audit reports it as a document of the wrong type, with its userID."""
+    if column not in json_columns:
+        return f'u."{column}"::jsonb'
+    return f"""CASE WHEN {escaped_nul(f'u."{column}"::text')} THEN to_jsonb('{ESCAPED_NUL}'::text) ELSE u."{column}"::jsonb END"""
+
+
+def json_columns(cursor) -> frozenset[str]:
+    """The columns of ``users`` that are ``json`` (not ``jsonb``) in this database."""
+    cursor.execute(COLUMN_TYPES_SQL)
+    return frozenset(name for name, kind in cursor.fetchall() if kind == "json")
+
+
+def structure_sql(plan: Plan, part: str = "true", json_typed: frozenset[str] = frozenset()) -> str:
     """One pass over ``users`` checking every JSON column: rows of section ``codes`` (how many
     users have each combination of column codes, see _code_sql; ``counts`` holds written, then the
     codes in SHAPES order), then one row per finding (column, section, kind, key, found,
@@ -248,7 +263,7 @@ def structure_sql(plan: Plan, part: str = "true") -> str:
     total_volume = columns.index("totalVolume")
     # OFFSET 0 keeps the planner from inlining a subquery, which would parse the JSON again at
     # every reference instead of once per user (and, for the checks, check it again).
-    parsed = ",\n             ".join(f'LATERAL (SELECT u."{column}"::jsonb AS doc OFFSET 0) AS d{i}' for i, column in enumerate(columns))
+    documents = ",\n             ".join(f"LATERAL (SELECT {parsed(column, json_typed)} AS doc OFFSET 0) AS d{i}" for i, column in enumerate(columns))
     findings = " || ".join(f"v{i} || k{i}" for i in range(len(columns)))
     codes = ", ".join(f"c{i}" for i in range(len(columns)))
     parts = ", ".join(f"split_part(x, {_SEP}, {n})" for n in range(1, len(_PARTS)))
@@ -260,7 +275,7 @@ WITH checked AS MATERIALIZED (
                w.written,
                {", ".join(_checked_columns(column, i, plan) for i, column in enumerate(columns))}
         FROM users AS u,
-             {parsed},
+             {documents},
              -- A user's documents count as written by the recompute when its totalVolume carries
              -- the run's provenance (runId or asOf; the platform's own code writes neither).
              LATERAL (SELECT COALESCE(jsonb_typeof(d{total_volume}.doc) = 'object' AND d{total_volume}.doc ?| ARRAY['runId', 'asOf'], false)
@@ -308,7 +323,7 @@ def structure_findings(cursor, plan: Plan, part: str = "true") -> pl.DataFrame:
     """Every structure finding of every JSON column, from one pass over ``users`` (those ``part``
     chooses): one row per (column, section, kind, key, found, expected), and one row of counts
     (section ``counts``: COUNTS for each column in SHAPES order)."""
-    cursor.execute(structure_sql(plan, part))
+    cursor.execute(structure_sql(plan, part, json_columns(cursor)))
     rows = pl.from_arrow(cursor.fetch_arrow_table())
     summed = column_counts(rows.filter(pl.col("section") == "codes"))
     counts = rows.clear(1).with_columns(section=pl.lit("counts"), counts=pl.Series([summed], dtype=rows.schema["counts"]))
@@ -414,8 +429,8 @@ SELECT u."userID"::bigint AS user_id,
        u."mlmVolumes" IS NULL AS mlm_volumes_is_null,
        u."totalVolume" IS NULL AS total_volume_is_null
 FROM users AS u,
-     LATERAL (SELECT u."mlmVolumes"::jsonb AS doc OFFSET 0) AS v,  -- parsed once per user (see structure_sql)
-     LATERAL (SELECT u."mlmStatus"::jsonb AS doc OFFSET 0) AS s
+     LATERAL (SELECT {{volumes}} AS doc OFFSET 0) AS v,  -- parsed once per user (see structure_sql)
+     LATERAL (SELECT {{status}} AS doc OFFSET 0) AS s
 WHERE {{part}}
 """
 
@@ -458,7 +473,8 @@ DRIFT_BUCKETS = (
 def stored_values(cursor, part: str = "true") -> pl.DataFrame:
     """What is stored, as the drift compares it: one row per user (STORED_COLUMNS; those ``part``
     chooses), money in cents."""
-    cursor.execute(STORED_SQL.replace("{part}", part))
+    typed = json_columns(cursor)
+    cursor.execute(STORED_SQL.replace("{part}", part).replace("{volumes}", parsed("mlmVolumes", typed)).replace("{status}", parsed("mlmStatus", typed)))
     return pl.from_arrow(cursor.fetch_arrow_table()).cast(STORED_COLUMNS)
 
 

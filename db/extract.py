@@ -48,7 +48,7 @@ PIONEER_KEYS = ("hasPioneerBonus", "pioneerGrantedAt", "pioneerPurchaseId")
 ESCAPED_NUL = "text with an escaped NUL (\\u0000, which jsonb cannot hold)"
 
 
-def _escaped_nul(text: str) -> str:
+def escaped_nul(text: str) -> str:
     """SQL: JSON ``text`` holds ``\u0000`` (not an escaped backslash before ``u0000``); the
     cheap substring test first, the exact pattern only where it matched."""
     return f"(strpos({text}, '\\u0000') > 0 AND {text} ~ '(^|[^\\\\])(\\\\\\\\)*\\\\u0000')"
@@ -63,7 +63,7 @@ def may_be_pioneer(column: str, *, is_json: bool) -> str:
         text = f"{column}::text"
         # ...and that jsonb can parse (an escaped NUL is bad input, refused by its userID)
         return (
-            f"NOT {_escaped_nul(text)} AND ((strpos({text}, 'hasPioneerBonus') > 0 AND strpos({text}, 'true') > 0) OR "
+            f"NOT {escaped_nul(text)} AND ((strpos({text}, 'hasPioneerBonus') > 0 AND strpos({text}, 'true') > 0) OR "
             + " OR ".join(f"strpos({text}, '{k}') > 0" for k in PIONEER_KEYS[1:])
             + f" OR strpos({text}, '\\u') > 0)"
         )
@@ -126,7 +126,7 @@ def users_sql(column_types: dict[str, str]) -> str:
             return f'jsonb_typeof(u."{column}")'
         # A json column keeps any text; jsonb refuses an escaped NUL, and so would every later
         # cast of this document, naming no user: such a document is bad input, by its userID.
-        return f"""CASE WHEN {_escaped_nul(f'u."{column}"::text')} THEN '{ESCAPED_NUL}' ELSE json_typeof(u."{column}") END"""
+        return f"""CASE WHEN {escaped_nul(f'u."{column}"::text')} THEN '{ESCAPED_NUL}' ELSE json_typeof(u."{column}") END"""
 
     may_hold = may_hold_pioneer_keys('u."mlmStatus"', is_json=is_json["mlmStatus"])
     # ``d.status -> key`` is null unless the status is an object: every key below is read only

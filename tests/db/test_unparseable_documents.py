@@ -51,3 +51,15 @@ def test_the_first_error_on_the_helper_connection_is_the_one_raised(platform_env
             later.result()
     assert "division by zero" in str(raised.value)
     assert first.exception() is raised.value
+
+
+def test_the_audit_counts_a_document_with_an_escaped_nul_as_not_an_object(platform_env, capsys, tmp_path):
+    with platform_env.connect_raw() as connection:
+        connection.execute(
+            'UPDATE users SET "mlmStatus" = %s::json, "personalData" = %s::json WHERE "userID" = 3', ['{"note": "a\\u0000b"}', '{"x": "\\u0000"}']
+        )
+    assert cli.main(["audit", "--as-of", "2025-10-20T00:00:00Z", "--out", str(tmp_path)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    assert "not an object 1" in lines["mlmStatus"] and "not an object 1" in lines["personalData"]
+    report = next(tmp_path.glob("*.md")).read_text()
+    assert "escaped NUL" in report
