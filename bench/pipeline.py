@@ -6,7 +6,7 @@ For each size: a new database on the configured server (embedded unless MLM_DATA
 the demo platform loaded (the platform's schema), then a first run (every user written), then 1%
 of users given a new purchase and a nightly run. Prints seconds, rows per second and the
 client's peak memory per stage (the database server is a separate process and is not
-included), and the I/O floor of the same size (``bench/io_floor.py``: the extract's queries
+included), the WAL the server wrote and the documents' JSON bytes per user, and the I/O floor of the same size (``bench/io_floor.py``: the extract's queries
 COPYed out, the first run's documents COPYed in) with both runs' ratios to it.
 """
 
@@ -46,12 +46,24 @@ def change_one_percent(db) -> int:
         ).rowcount
 
 
+def wal_position(db) -> str:
+    with db.connect_raw() as connection:
+        return connection.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+
+
+def wal_bytes_since(db, position: str) -> int:
+    """The WAL the server wrote since ``position`` (every database on it: the benchmark's alone)."""
+    with db.connect_raw() as connection:
+        return int(connection.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [position]).fetchone()[0])
+
+
 def timed_run(db, plan, root_telegram_id: int) -> dict:
+    wal = wal_position(db)
     with PeakMemory() as memory:
         started = time.perf_counter()
         outcome = run_period(db, plan, as_of=AS_OF, period=PERIOD, root_telegram_id=root_telegram_id)
         total = time.perf_counter() - started
-    return {"outcome": outcome, "total": total, "peak_mb": memory.peak}
+    return {"outcome": outcome, "total": total, "peak_mb": memory.peak, "wal_mb": wal_bytes_since(db, wal) / 2**20}
 
 
 def main() -> None:
@@ -59,7 +71,10 @@ def main() -> None:
     args = parser.parse_args()
     plan = load_plan()
     data_dir = Path(os.environ.get("MLM_DATA_DIR", ".mlm/pgdata"))
-    print(f"{'users':>10} {'run':>7} {'written':>9} " + " ".join(f"{s + ' s':>10}" for s in STAGES) + f" {'total s':>8} {'users/s':>9} {'peak MB':>8}")
+    print(
+        f"{'users':>10} {'run':>7} {'written':>9} " + " ".join(f"{s + ' s':>10}" for s in STAGES)
+        + f" {'total s':>8} {'users/s':>9} {'peak MB':>8} {'WAL MB':>8} {'docs B/user':>11}"
+    )
     with server_uri(os.environ.get("MLM_DATABASE_URL"), data_dir, quiet=True) as uri:
         for size in args.users:
             with scratch_database(uri, prefix="mlm_bench") as db:
@@ -77,8 +92,11 @@ def main() -> None:
                     o = r["outcome"]
                     totals[label] = r["total"]
                     stages = " ".join(f"{o.timings.get(s, 0):>10.2f}" for s in STAGES)
+                    # the JSON text of the documents staged, per user computed
+                    documents = o.recomputed.documents.select("mlm_status", "mlm_volumes", "total_volume").estimated_size() / max(size, 1)
                     print(
-                        f"{size:>10,} {label:>7} {o.users_written:>9,} {stages} {r['total']:>8.1f} {size / r['total']:>9,.0f} {r['peak_mb']:>8,.0f}",
+                        f"{size:>10,} {label:>7} {o.users_written:>9,} {stages} {r['total']:>8.1f} {size / r['total']:>9,.0f} {r['peak_mb']:>8,.0f}"
+                        f" {r['wal_mb']:>8,.0f} {documents:>11,.0f}",
                         flush=True,
                     )
                     if label == "first":
