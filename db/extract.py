@@ -188,10 +188,15 @@ FROM (
 # The valid purchases of some months, per user and month (its first day), with each group's
 # earliest purchase at or above the pioneer minimum (by time, then purchaseID).
 # ``{ranges}``: the months' ``createdAt`` ranges, one per run of consecutive months.
+# The user_id the aggregates give purchases whose "userID" is NULL (where the platform's NOT NULL
+# is missing): no user has it (userIDs are serial from 1), so they are an unknown buyer's, found
+# every run, memoized like any other (the memo's user_id is NOT NULL).
+NO_BUYER = -1
+
 MONTH_AGGREGATES_SQL = """
 SELECT user_id, month_start::date AS month, volume_cents, candidate[1] AS candidate_at_us, candidate[2] AS candidate_id
 FROM (
-    SELECT "userID"::bigint AS user_id,
+    SELECT COALESCE("userID", {no_buyer})::bigint AS user_id,
            date_trunc('month', "createdAt") AS month_start,
            sum(("packPrice" * 100)::bigint)::bigint AS volume_cents,
            min(ARRAY[(extract(epoch FROM "createdAt") * 1000000)::bigint, "purchaseID"::bigint])
@@ -227,7 +232,7 @@ WHERE ("createdAt" < $1::timestamp OR "createdAt" IS NULL)
 UNKNOWN_BUYER_PURCHASES_SQL = """
 SELECT "purchaseID"::bigint AS purchase_id, "userID"::bigint AS user_id, 'unknown_user' AS kind
 FROM purchases
-WHERE "userID" = ANY($1::bigint[]) AND "createdAt" < $2::timestamp
+WHERE ("userID" = ANY($1::bigint[]) OR ($3::boolean AND "userID" IS NULL)) AND "createdAt" < $2::timestamp
 """
 
 # The watermark on its own (close records it as the month's input fingerprint).
@@ -369,7 +374,7 @@ def _aggregated(cursor, months: list[date], cut_off: str, min_price: str) -> pl.
     """The purchases of ``months``, aggregated per user and month in SQL."""
     if not months:
         return pl.DataFrame(schema=MONTH_COLUMNS)
-    statement = MONTH_AGGREGATES_SQL.format(ranges=created_at_ranges(months))
+    statement = MONTH_AGGREGATES_SQL.format(ranges=created_at_ranges(months), no_buyer=NO_BUYER)
     return _frame(cursor, statement, (cut_off, min_price), MONTH_COLUMNS)
 
 
@@ -484,7 +489,8 @@ def inputs(db: Database, as_of: datetime, pioneer_min_purchase_cents: int, *, re
             bad = pl.DataFrame(schema=PURCHASE_PROBLEM_COLUMNS)
         unknown_buyers = monthly.join(users.select("user_id"), on="user_id", how="anti")["user_id"].unique()
         if unknown_buyers.len():
-            bad = pl.concat([bad, _frame(cursor, UNKNOWN_BUYER_PURCHASES_SQL, (_bigint_array(unknown_buyers), cut_off), PURCHASE_PROBLEM_COLUMNS)])
+            no_buyer = bool((unknown_buyers == NO_BUYER).any())
+            bad = pl.concat([bad, _frame(cursor, UNKNOWN_BUYER_PURCHASES_SQL, (_bigint_array(unknown_buyers), cut_off, no_buyer), PURCHASE_PROBLEM_COLUMNS)])
         if remember:
             remember_months(cursor, months, pioneer_min_purchase_cents)
     watermark = Watermark(

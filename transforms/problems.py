@@ -12,7 +12,7 @@ KINDS = {
     "orphan": ("userID", "upline matches no user's telegramID"),
     "cycle": ("userID", "sponsor chain loops and never reaches the root"),
     "shared_telegram_id": ("userID", "several users hold one telegramID, so whose sponsor it names cannot be told"),
-    "unknown_user": ("purchaseID", "purchase of a user that does not exist"),
+    "unknown_user": ("purchaseID", "purchase of a user that does not exist (or of none: userID NULL)"),
     "bad_price": ("purchaseID", "packPrice is null or negative"),
     "bad_time": ("purchaseID", "createdAt is null"),
     "bad_document": ("userID", "JSON column is not an object, or an owned key holds a value of the wrong shape"),

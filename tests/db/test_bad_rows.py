@@ -186,3 +186,31 @@ def test_a_quarantined_pioneer_whose_number_cannot_be_kept_is_refused(db):
     assert [(p.kind, p.ids) for p in refused.problems] == [("bad_rank", (2,)), ("held_pioneer_number", (2,))]
     assert "2 pioneers; stored numbers userID 2: 5" in str(refused)
     assert readback.table_fingerprints(db, ["users"]) == before
+
+
+def test_a_purchase_without_a_buyer_is_refused_by_its_purchase_id(db, monkeypatch, capsys):
+    """Where the platform's NOT NULL on purchases."userID" is missing, a purchase of nobody is an
+    unknown buyer's purchase (it was a TypeError in the extract)."""
+    from db.scenario_data import insert_platform_rows
+    from flows import cli
+    from tests.db.small_platform import PURCHASES, USERS
+
+    insert_platform_rows(db, USERS, PURCHASES)
+    with db.connect_raw() as connection:
+        connection.execute('ALTER TABLE purchases ALTER COLUMN "userID" DROP NOT NULL')
+        connection.execute(
+            """INSERT INTO purchases SELECT 77, NULL, "optionID", "projectID", "projectName", "packQty", "packPrice",
+                      "ownerTelegramID", "ownerEmail", "createdAt", "updatedAt" FROM purchases WHERE "purchaseID" = 1"""
+        )
+        before = connection.execute('SELECT "userID", "personalVolumeTotal"::text FROM users ORDER BY 1').fetchall()
+    monkeypatch.setenv("MLM_DATABASE_URL", db.uri)
+    monkeypatch.setenv("MLM_ROOT_TELEGRAM_ID", "9000")
+    assert cli.main(["run", "--as-of", "2025-10-20T00:00:00Z", "--any-cut-off"]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "unknown_user" in err and "(purchaseID 77)" in err and "Traceback" not in err
+    with db.connect_raw() as connection:
+        assert connection.execute('SELECT "userID", "personalVolumeTotal"::text FROM users ORDER BY 1').fetchall() == before
+    # quarantined, the purchase is left out and everyone is written from the others
+    assert cli.main(["run", "--as-of", "2025-10-20T00:00:00Z", "--any-cut-off", "--quarantine"]) == 0
+    with db.connect_raw() as connection:
+        assert connection.execute('SELECT "personalVolumeTotal"::text FROM users WHERE "userID" = 2').fetchone() == ("250.00",)
