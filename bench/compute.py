@@ -64,6 +64,7 @@ def extract_shaped(users: pl.DataFrame, purchases: pl.DataFrame, pioneer_min_cen
             for c, name in (("mlmStatus", "mlm_status_type"), ("mlmVolumes", "mlm_volumes_type"), ("totalVolume", "total_volume_type"))
         ),
         (pl.col("firstname") if "firstname" in users.columns else pl.lit(None, pl.String)).alias("first_name"),
+        pl.lit(None, pl.Int64).alias("stored_fingerprint"),
     )
     return {"users": user_inputs, "monthly_volumes": monthly, "pioneer_candidates": candidates}
 

@@ -21,6 +21,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 
 from db.connection import Database
+from transforms.fingerprints import HASH_VERSION
 from transforms.recompute import (
     CANDIDATE_COLUMNS,
     MONTHLY_VOLUME_COLUMNS,
@@ -118,7 +119,12 @@ BAD_PIONEER_KEYS_SQL = f"""NULLIF(concat_ws('; ',
 def users_sql(column_types: dict[str, str]) -> str:
     """The users query. A document's JSON type comes from ``json_typeof``, which reads the first
     character of a ``json`` column instead of parsing it. ``mlmStatus`` is parsed only where it
-    can hold a pioneer key: few users do, and parsing a million documents costs seconds."""
+    can hold a pioneer key: few users do, and parsing a million documents costs seconds.
+
+    ``stored_fingerprint``: the fingerprint the last run that compared the user recorded
+    (``mlm_user_fingerprints``), only where it is of this ``HASH_VERSION`` and recorded for the
+    row version this snapshot reads (nobody wrote the row since); NULL otherwise. The write
+    stages only users whose stored fingerprint is NULL or differs from the computed one."""
     is_json = {c: column_types.get(c) == "json" for c in ("mlmStatus", "mlmVolumes", "totalVolume")}
 
     def type_of(column: str) -> str:
@@ -146,10 +152,13 @@ SELECT u."userID"::bigint AS user_id,
        d.status_type AS mlm_status_type,
        {type_of("mlmVolumes")} AS mlm_volumes_type,
        {type_of("totalVolume")} AS total_volume_type,
-       {'u."firstname"::text' if "firstname" in column_types else "NULL::text"} AS first_name
-FROM users AS u,
-     LATERAL (SELECT CASE WHEN {type_of("mlmStatus")} IS DISTINCT FROM '{ESCAPED_NUL}' AND ({may_hold}) THEN u."mlmStatus"::jsonb END AS status,
+       {'u."firstname"::text' if "firstname" in column_types else "NULL::text"} AS first_name,
+       f.computed_hash AS stored_fingerprint
+FROM users AS u
+     CROSS JOIN LATERAL (SELECT CASE WHEN {type_of("mlmStatus")} IS DISTINCT FROM '{ESCAPED_NUL}' AND ({may_hold}) THEN u."mlmStatus"::jsonb END AS status,
                      {type_of("mlmStatus")} AS status_type OFFSET 0) AS d
+     LEFT JOIN mlm_user_fingerprints AS f
+            ON f.user_id = u."userID" AND f.hash_version = {_literal(HASH_VERSION)} AND f.row_version = u."xmin"::text::bigint
 """
 
 

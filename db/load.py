@@ -12,11 +12,13 @@ Every function here runs inside the caller's transaction (see ``db.unit_of_work`
 
 from __future__ import annotations
 
+import io
 import json
 import re
 
 import polars as pl
 import psycopg
+from psycopg import sql
 
 from db.copy import copy_frame
 from db.document_shapes import DEFAULT_DOCUMENTS
@@ -114,36 +116,39 @@ DIFFERS = f"""(   u."rank" IS DISTINCT FROM s.rank
 ROW_VERSION = 'u."xmin"::text::bigint'
 
 
-def rows_of_users(frame: pl.DataFrame, ids: list[tuple]) -> pl.DataFrame:
-    """The rows of ``frame`` whose user_id is among ``ids`` (rows of one column, as fetched)."""
-    chosen = pl.DataFrame({"user_id": [row[0] for row in ids]}, schema={"user_id": frame.schema["user_id"]})
-    return frame.join(chosen, on="user_id", how="semi")
-
-
-def users_to_stage(connection: psycopg.Connection, recomputed: Recomputed) -> pl.DataFrame:
+def users_to_stage(recomputed: Recomputed) -> pl.DataFrame:
     """The documents of the users the write has to look at: every user except those whose row
     nobody wrote since the last run compared it (same row version) and whose computed values
     are what that run computed (same fingerprint). For those, stored equals computed already.
 
-    The computed fingerprints stay in ``mlm_computed`` for ``record_fingerprints``.
+    Decided in the frame, sending the database nothing: each document carries the fingerprint
+    the extract read with the user's row (``stored_fingerprint``: null unless recorded for the
+    row version the extract's snapshot saw, under this ``HASH_VERSION``). A user is staged when
+    it is null or differs from the computed fingerprint. A platform write to a row after the
+    extract's snapshot is not seen by this run's skip, but by the next run's: the row version
+    moved, so the next extract reads no stored fingerprint for it and it is compared then.
+
+    The staged users' computed fingerprints go into the staging table with their documents,
+    for ``record_fingerprints``.
     """
-    connection.execute("CREATE TEMP TABLE mlm_computed (user_id integer NOT NULL, fingerprint bigint NOT NULL) ON COMMIT DROP")
-    copy_frame(connection, "mlm_computed", recomputed.documents.select("user_id", "fingerprint"))
-    connection.execute("ANALYZE mlm_computed")
-    ids = connection.execute(
-        f"""SELECT c.user_id FROM mlm_computed AS c
-            LEFT JOIN mlm_user_fingerprints AS f ON f.user_id = c.user_id AND f.hash_version = %(version)s
-            LEFT JOIN users AS u ON u."userID" = c.user_id
-            WHERE f.user_id IS NULL OR u."userID" IS NULL
-               OR f.computed_hash <> c.fingerprint OR f.row_version <> {ROW_VERSION}""",
-        {"version": HASH_VERSION},
-    ).fetchall()
-    return rows_of_users(recomputed.documents, ids)
+    documents = recomputed.documents
+    if "stored_fingerprint" not in documents.columns:  # documents built without the extract's column: compare everyone
+        return documents
+    stored = pl.col("stored_fingerprint")
+    return documents.filter(stored.is_null() | (stored != pl.col("fingerprint")))
+
+
+def hold_users(connection: psycopg.Connection) -> None:
+    """Take, at the start of the write transaction, the lock on ``users`` every read of it takes
+    (ACCESS SHARE), held to commit: a schema change to ``users`` queued during the write waits
+    for the commit instead of running between the staging and the lock of the rows to write.
+    (The users to stage are picked in the frames now, so no earlier statement reads users.)"""
+    connection.execute("LOCK TABLE users IN ACCESS SHARE MODE")
 
 
 def record_fingerprints(connection: psycopg.Connection, table: str, run_id: int, *, all_written: bool = False) -> int:
     """Remember, for every staged user whose stored owned values now equal the computed ones,
-    the row's version and the fingerprint of what was computed.
+    the row's version and the fingerprint of what was computed (from the staging table).
 
     Written users are locked until commit, so their version is this run's write. For the others
     the comparison and the version are read in this one statement, from the same row version.
@@ -151,14 +156,13 @@ def record_fingerprints(connection: psycopg.Connection, table: str, run_id: int,
     # ``all_written``: every staged user was written, so no other row needs looking at.
     compared_equal = f"""
             UNION ALL
-            SELECT s.user_id, {ROW_VERSION}, c.fingerprint, %(version)s, %(run_id)s
+            SELECT s.user_id, {ROW_VERSION}, s.fingerprint, %(version)s, %(run_id)s
             FROM {quoted(table)} AS s JOIN users AS u ON u."userID" = s.user_id
-            JOIN mlm_computed AS c ON c.user_id = s.user_id
             WHERE NOT EXISTS (SELECT FROM {quoted(written_table(table))} AS w WHERE w.user_id = s.user_id) AND NOT {DIFFERS}"""
     return connection.execute(
         f"""INSERT INTO mlm_user_fingerprints AS f (user_id, row_version, computed_hash, hash_version, run_id)
-            SELECT w.user_id, w.row_version, c.fingerprint, %(version)s, %(run_id)s
-            FROM {quoted(written_table(table))} AS w JOIN mlm_computed AS c ON c.user_id = w.user_id
+            SELECT w.user_id, w.row_version, s.fingerprint, %(version)s, %(run_id)s
+            FROM {quoted(written_table(table))} AS w JOIN {quoted(table)} AS s ON s.user_id = w.user_id
             {"" if all_written else compared_equal}
             ON CONFLICT (user_id) DO UPDATE SET row_version = EXCLUDED.row_version, computed_hash = EXCLUDED.computed_hash,
                 hash_version = EXCLUDED.hash_version, run_id = EXCLUDED.run_id""",
@@ -225,7 +229,8 @@ def stage_documents(connection: psycopg.Connection, documents: pl.DataFrame, tab
                    mlm_volumes jsonb NOT NULL,
                    mlm_status jsonb NOT NULL,
                    total_volume jsonb NOT NULL,
-                   rank_rose boolean NOT NULL)"""
+                   rank_rose boolean NOT NULL,
+                   fingerprint bigint NOT NULL)"""
     )
     staged = documents.select(
         "user_id",
@@ -237,6 +242,7 @@ def stage_documents(connection: psycopg.Connection, documents: pl.DataFrame, tab
         "mlm_status",
         "total_volume",
         "rank_rose",
+        "fingerprint",
     )
     copy_frame(connection, table, staged)
     # Statistics of the join key only: the planner needs the row count and user_id's, and
@@ -349,32 +355,52 @@ def snapshot_rows(recomputed: Recomputed, run_id: int, *, is_final: bool) -> pl.
     return snapshot_text(snapshot_values(recomputed, is_final=is_final), recomputed, run_id)
 
 
-def changed_snapshot_values(connection: psycopg.Connection, values: pl.DataFrame, period: str) -> pl.DataFrame:
+STORED_SNAPSHOT_FINGERPRINTS = {"user_id": pl.Int64, "fingerprint": pl.Int64}
+
+
+def stored_snapshot_fingerprints(connection: psycopg.Connection, period: str) -> tuple[int, pl.DataFrame]:
+    """How many snapshot rows ``period`` has stored, and their (user_id, fingerprint) where the
+    fingerprint is not null (a row stored before fingerprints existed has none), COPYed out as
+    CSV and read by Polars."""
+    (count,) = connection.execute("SELECT count(*) FROM mlm_period_snapshots WHERE period = %s", [period]).fetchone()
+    if not count:
+        return 0, pl.DataFrame(schema=STORED_SNAPSHOT_FINGERPRINTS)
+    buffer = io.BytesIO()
+    with connection.cursor().copy(
+        sql.SQL("COPY (SELECT user_id, fingerprint FROM mlm_period_snapshots WHERE period = {} AND fingerprint IS NOT NULL) TO STDOUT (FORMAT csv)").format(
+            sql.Literal(period)
+        )
+    ) as copy:
+        for chunk in copy:
+            buffer.write(chunk)
+    if not buffer.tell():
+        return count, pl.DataFrame(schema=STORED_SNAPSHOT_FINGERPRINTS)
+    buffer.seek(0)
+    return count, pl.read_csv(buffer, has_header=False, new_columns=list(STORED_SNAPSHOT_FINGERPRINTS), schema=STORED_SNAPSHOT_FINGERPRINTS)
+
+
+def changed_snapshot_values(values: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
     """The ``values`` whose fingerprint differs from the stored row's (or that have none stored)."""
-    connection.execute("CREATE TEMP TABLE mlm_snapshot_fingerprints (user_id integer NOT NULL, fingerprint bigint NOT NULL) ON COMMIT DROP")
-    copy_frame(connection, "mlm_snapshot_fingerprints", values.select("user_id", "fingerprint"))
-    connection.execute("ANALYZE mlm_snapshot_fingerprints")
-    ids = connection.execute(
-        """SELECT f.user_id FROM mlm_snapshot_fingerprints AS f
-           LEFT JOIN mlm_period_snapshots AS s ON s.period = %s AND s.user_id = f.user_id
-           WHERE s.fingerprint IS DISTINCT FROM f.fingerprint""",
-        [period],
-    ).fetchall()
-    return rows_of_users(values, ids)
+    return values.join(stored, on=["user_id", "fingerprint"], how="anti")
 
 
 def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_id: int, *, is_final: bool) -> int:
     """Upsert the period's snapshot rows; rows whose values did not change are not sent again
-    (same fingerprint) nor rewritten (same values). A period with no rows yet (its first run)
-    has nothing to compare or conflict with: its rows are COPYed straight in. Runs of one
-    period never overlap (the run lock), so no row can appear between the look and the COPY."""
-    if not connection.execute("SELECT EXISTS (SELECT FROM mlm_period_snapshots WHERE period = %s)", [recomputed.period]).fetchone()[0]:
+    (same fingerprint) nor rewritten (same values). The period's stored fingerprints are read
+    first, on this connection, and compared in the frame, so only the changed or missing rows
+    are COPYed. A period with no rows yet (its first run) has nothing to compare or conflict
+    with: its rows are COPYed straight in. Runs of one period never overlap (the run lock), so
+    no row can appear or change between the read and the COPY."""
+    stored_rows, stored = stored_snapshot_fingerprints(connection, recomputed.period)
+    if not stored_rows:
         rows = snapshot_rows(recomputed, run_id, is_final=is_final)
         copy_frame(connection, "mlm_period_snapshots", rows)
         return rows.height
-    connection.execute("CREATE TEMP TABLE mlm_snapshot_rows (LIKE mlm_period_snapshots) ON COMMIT DROP")
-    changed = changed_snapshot_values(connection, snapshot_values(recomputed, is_final=is_final), recomputed.period)
+    changed = changed_snapshot_values(snapshot_values(recomputed, is_final=is_final), stored)
+    if not changed.height:
+        return 0
     rows = snapshot_text(changed, recomputed, run_id)
+    connection.execute("CREATE TEMP TABLE mlm_snapshot_rows (LIKE mlm_period_snapshots) ON COMMIT DROP")
     copy_frame(connection, "mlm_snapshot_rows", rows)
     values = [c for c in rows.columns if c not in ("period", "user_id")]
     # The fingerprint is compared too: a row stored before fingerprints existed gets its own.
@@ -386,7 +412,7 @@ def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_
             WHERE {" OR ".join(f"s.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared)}"""
     ).rowcount
     # A backfill writes several periods in one transaction: leave no scratch table behind.
-    connection.execute("DROP TABLE mlm_snapshot_rows, mlm_snapshot_fingerprints")
+    connection.execute("DROP TABLE mlm_snapshot_rows")
     return upserted
 
 

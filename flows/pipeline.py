@@ -290,7 +290,8 @@ def write_stage(
     """
     table = load.staging_table(run_id)
     with write_connection(db) as connection, UnitOfWork(connection) as uow:
-        staged = load.users_to_stage(connection, result)
+        load.hold_users(connection)
+        staged = load.users_to_stage(result)
         load.stage_documents(connection, staged, table)
         load.lock_users_to_write(connection, table)
         changes = validate.pending_changes(connection, table)

@@ -37,6 +37,9 @@ USER_INPUT_COLUMNS = {
     "total_volume_type": pl.String,
     # the name the platform shows for the user (``firstname``): each sponsor's branches carry it
     "first_name": pl.String,
+    # the fingerprint the last run recorded for the row as the extract read it (same row version,
+    # same HASH_VERSION; null: none): a user whose computed fingerprint equals it is not written
+    "stored_fingerprint": pl.Int64,
 }
 # month: the first day of the calendar month (a date compares and groups faster than text)
 MONTHLY_VOLUME_COLUMNS = {"user_id": pl.Int64, "month": pl.Date, "volume_cents": pl.Int64}
@@ -151,7 +154,11 @@ def recompute(
     except InputRejected as unkeepable:  # quarantine cannot hold these out: refuse with everything found
         raise InputRejected(problems + unkeepable.problems) from None
     written = state.filter(~pl.col("user_id").is_in(held_out.implode()))
-    docs = documents(written, branches, plan, provenance)
+    # Each document carries the user's stored fingerprint, so the write decides in the frame,
+    # not at the database, which users to send (db.load.users_to_stage).
+    docs = documents(written, branches, plan, provenance).join(
+        inputs.users.select("user_id", "stored_fingerprint"), on="user_id", how="left", maintain_order="left"
+    )
     return Recomputed(
         period=period,
         as_of=provenance.as_of,

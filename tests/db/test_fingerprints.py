@@ -4,9 +4,9 @@ hidden by the skip."""
 
 from __future__ import annotations
 
-from db import readback
+from db import extract, load, readback
 
-from tests.db.small_platform import nightly
+from tests.db.small_platform import AS_OF, PERIOD, nightly
 
 
 def _execute(db, statement):
@@ -81,3 +81,91 @@ def test_freezing_keeps_row_versions_and_hides_no_change(platform):
     _freeze(platform)
     again = nightly(platform)
     assert (again.users_staged, again.users_written) == (1, 1)
+
+
+def _owned_status_set_wrong(db, user_id: int):
+    # Another connection sets an owned key to a wrong value behind the run's back.
+    _execute(db, f"""UPDATE users SET "mlmStatus" = ("mlmStatus"::jsonb || '{{"lastActiveMonth": "1999-01"}}')::json WHERE "userID" = {user_id}""")
+
+
+def test_after_an_unchanged_run_nobody_is_staged_and_a_row_changed_since_is_staged_and_corrected(platform):
+    nightly(platform)
+    assert nightly(platform).users_staged == 0  # unchanged: the skip is decided in the frames, nobody is sent
+    computed = readback.stored_users(platform)[3]["mlmStatus"]["lastActiveMonth"]
+    _owned_status_set_wrong(platform, 3)
+    again = nightly(platform)
+    assert (again.users_staged, again.users_written) == (1, 1)
+    assert readback.stored_users(platform)[3]["mlmStatus"]["lastActiveMonth"] == computed == "2025-10"
+    assert nightly(platform).users_staged == 0
+
+
+def test_the_extract_reads_a_stored_fingerprint_only_for_an_unwritten_row(platform):
+    nightly(platform)
+    _owned_status_set_wrong(platform, 3)
+    inputs, _ = extract.inputs(platform, AS_OF, 100_00)
+    stored = dict(inputs.users.select("user_id", "stored_fingerprint").iter_rows())
+    assert stored[3] is None and stored[1] is not None and stored[2] is not None
+
+
+def test_a_platform_write_after_the_extract_is_staged_by_the_next_run(platform, monkeypatch):
+    nightly(platform)
+    real_inputs = extract.inputs
+
+    def inputs_then_a_platform_write(*args, **kwargs):
+        read = real_inputs(*args, **kwargs)
+        _owned_status_set_wrong(platform, 3)
+        return read
+
+    monkeypatch.setattr(extract, "inputs", inputs_then_a_platform_write)
+    # The extract's snapshot saw the row as the last run left it: this run skips it...
+    assert nightly(platform).users_staged == 0
+    monkeypatch.setattr(extract, "inputs", real_inputs)
+    assert readback.stored_users(platform)[3]["mlmStatus"]["lastActiveMonth"] == "1999-01"
+    # ...and the next one sees its row version moved, and corrects it.
+    again = nightly(platform)
+    assert (again.users_staged, again.users_written) == (1, 1)
+    assert readback.stored_users(platform)[3]["mlmStatus"]["lastActiveMonth"] == "2025-10"
+
+
+def _snapshot_run_ids(db) -> dict[int, int]:
+    return {user_id: row["run_id"] for user_id, row in readback.snapshot_rows(db, PERIOD).items()}
+
+
+def _counting_snapshot_copies(monkeypatch) -> dict[str, int]:
+    sent: dict[str, int] = {}
+    real_copy = load.copy_frame
+
+    def counting(connection, table, frame, *args, **kwargs):
+        if table in ("mlm_period_snapshots", "mlm_snapshot_rows"):
+            sent[table] = sent.get(table, 0) + frame.height
+        return real_copy(connection, table, frame, *args, **kwargs)
+
+    monkeypatch.setattr(load, "copy_frame", counting)
+    return sent
+
+
+def test_a_nightly_run_sends_only_the_changed_snapshot_rows(platform, monkeypatch):
+    sent = _counting_snapshot_copies(monkeypatch)
+    first = nightly(platform)
+    assert sent == {"mlm_period_snapshots": 3} and first.snapshot_rows == 3  # first run: COPYed straight in
+    sent.clear()
+    before = _snapshot_run_ids(platform)
+    unchanged = nightly(platform)
+    assert sent == {} and unchanged.snapshot_rows == 0  # nothing changed: nothing sent
+    assert _snapshot_run_ids(platform) == before
+    # User 2 buys: its row and the root's (full volume) change; user 3's does not.
+    _execute(platform, """INSERT INTO purchases ("purchaseID", "userID", "packPrice", "createdAt", "optionID", "projectID", "packQty") VALUES (3, 2, 100.00, '2025-10-05 10:00', 1, 1, 1)""")
+    again = nightly(platform)
+    after = _snapshot_run_ids(platform)
+    moved = {user_id for user_id in after if after[user_id] != before[user_id]}
+    assert moved == {1, 2} and all(after[u] == again.run_id for u in moved)
+    assert sent == {"mlm_snapshot_rows": 2} and again.snapshot_rows == 2
+
+
+def test_a_snapshot_row_without_a_fingerprint_is_sent_again(platform, monkeypatch):
+    nightly(platform)
+    _execute(platform, "UPDATE mlm_period_snapshots SET fingerprint = NULL WHERE user_id = 3")
+    sent = _counting_snapshot_copies(monkeypatch)
+    again = nightly(platform)
+    assert sent == {"mlm_snapshot_rows": 1} and again.snapshot_rows == 1
+    assert readback.snapshot_rows(platform, PERIOD)[3]["fingerprint"] is not None

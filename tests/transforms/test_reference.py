@@ -109,6 +109,7 @@ def inputs_of(case: Case) -> Inputs:
             "mlm_volumes_type": [None] * len(case.users),
             "total_volume_type": [None] * len(case.users),
             "first_name": [f"user {u.user_id}" for u in case.users],
+            "stored_fingerprint": [None] * len(case.users),
         },
         schema=USER_INPUT_COLUMNS,
     )
