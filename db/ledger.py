@@ -29,7 +29,9 @@ def start_run(db: Database, *, mode: str, period: str, as_of: datetime, plan_ver
 
 
 def finish_run(db: Database, run_id: int, *, status: str, summary: dict | None = None, error: str | None = None, **values) -> None:
-    """Record how a run ended: ``succeeded``, ``failed`` or ``refused``, with its summary."""
+    """Record how a run ended: ``succeeded``, ``failed`` or ``refused``, with its summary, merged
+    over what the run noted while it ran (``note_summary``): a run that fails keeps its notes."""
+    given = sa.literal(json.loads(json.dumps(summary, default=str)) if summary is not None else {}, runs.c.summary.type)
     with db.engine.begin() as connection:
         connection.execute(
             sa.update(runs)
@@ -37,10 +39,19 @@ def finish_run(db: Database, run_id: int, *, status: str, summary: dict | None =
             .values(
                 status=status,
                 finished_at=sa.func.now(),
-                summary=json.loads(json.dumps(summary, default=str)) if summary is not None else None,
+                summary=sa.func.coalesce(runs.c.summary, sa.literal({}, runs.c.summary.type)).op("||")(given),
                 error=error,
                 **values,
             )
+        )
+
+
+def note_summary(db: Database, run_id: int, values: dict) -> None:
+    """Add ``values`` to a running run's summary (kept however the run ends)."""
+    noted = sa.literal(json.loads(json.dumps(values, default=str)), runs.c.summary.type)
+    with db.engine.begin() as connection:
+        connection.execute(
+            sa.update(runs).where(runs.c.run_id == run_id).values(summary=sa.func.coalesce(runs.c.summary, sa.literal({}, runs.c.summary.type)).op("||")(noted))
         )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 from prefect import flow, task
 
-from db import extract, periods
+from db import extract, ledger, periods
 from db.connection import open_database
 from db.unit_of_work import UnitOfWork, write_connection
 from db.load import write_snapshots
@@ -210,6 +210,8 @@ def backfill(from_month: str, to_month: str, reprocess: str = "missing", dry_run
         with pipeline.recorded_run(db, plan, mode="backfill", period=months[-1], as_of=month_end(months[-1]), dry_run=dry_run, wait=True) as run:
             _refuse_unended(months[-1], now or datetime.now(timezone.utc))  # inside: the refusal is in the ledger
             selected, skipped_closed, skipped_present = _select_months(db, months, reprocess)
+            if run.run_id:  # the months are in the ledger however the backfill ends (--reprocess failed finds them)
+                ledger.note_summary(db, run.run_id, {"mode": "backfill", "months": selected})
             futures = [month_task.submit(db.uri, plan, m, folder, settings.root_telegram_id, False) for m in selected]
             for future in futures:
                 future.result()

@@ -80,3 +80,25 @@ def test_a_backfill_lists_its_months_with_rows_per_month(platform, capsys):
     assert "    2025-08  skipped: has snapshots (reprocess missing)" in out
     summary = _ledger(platform)[-1][4]
     assert summary["months"] == [] and summary["skipped_present"] == ["2025-08", "2025-10"] and summary["snapshot_rows"] == 0
+
+
+def test_reprocess_failed_recomputes_the_months_of_a_backfill_that_did_not_succeed(platform, capsys):
+    """A refused (or failed) backfill keeps its months in the ledger, so ``--reprocess failed``
+    computes them again though their earlier snapshots are present (``missing`` would not)."""
+    assert cli.main(["backfill", "--from", "2025-08", "--to", "2025-09"]) == 0
+    with platform.connect_raw() as connection:  # a purchase of nobody makes the next backfill refuse
+        connection.execute("SET session_replication_role = replica")  # past the foreign key, as a lost user would be
+        connection.execute(
+            """INSERT INTO purchases SELECT 900, 424242, "optionID", "projectID", "projectName", "packQty", "packPrice",
+                      "ownerTelegramID", "ownerEmail", '2025-09-10', '2025-09-10' FROM purchases LIMIT 1"""
+        )
+    assert cli.main(["backfill", "--from", "2025-08", "--to", "2025-09", "--reprocess", "all"]) == cli.EXIT_BAD_INPUT
+    refused = _ledger(platform)[-1]
+    assert refused[2] == "refused" and refused[4]["months"] == ["2025-08", "2025-09"] and refused[4]["problems"]
+    with platform.connect_raw() as connection:
+        connection.execute('DELETE FROM purchases WHERE "purchaseID" = 900')
+    assert cli.main(["backfill", "--from", "2025-08", "--to", "2025-09"]) == 0  # missing: both present
+    assert _ledger(platform)[-1][4]["months"] == []
+    assert cli.main(["backfill", "--from", "2025-08", "--to", "2025-09", "--reprocess", "failed"]) == 0
+    last = _ledger(platform)[-1]
+    assert last[2] == "succeeded" and last[4]["months"] == ["2025-08", "2025-09"]
