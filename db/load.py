@@ -131,11 +131,8 @@ def users_to_stage(recomputed: Recomputed) -> pl.DataFrame:
     The staged users' computed fingerprints go into the staging table with their documents,
     for ``record_fingerprints``.
     """
-    documents = recomputed.documents
-    if "stored_fingerprint" not in documents.columns:  # documents built without the extract's column: compare everyone
-        return documents
     stored = pl.col("stored_fingerprint")
-    return documents.filter(stored.is_null() | (stored != pl.col("fingerprint")))
+    return recomputed.documents.filter(stored.is_null() | (stored != pl.col("fingerprint")))
 
 
 def hold_users(connection: psycopg.Connection) -> None:
