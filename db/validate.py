@@ -21,7 +21,7 @@ import psycopg
 from db.connection import Database
 from db.unit_of_work import write_connection
 from db.extract import may_be_pioneer, naive_utc
-from db.load import STATUS_DEFAULTS, VOLUME_DEFAULTS, merged_document, PROVENANCE, ROW_VERSION, before_table, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
+from db.load import STATUS_DEFAULTS, VOLUME_DEFAULTS, merged_document, ROW_VERSION, before_table, json_column_types, quoted, written_table, STATUS_KEYS, VOLUME_KEYS, untouched_digest, OWNED_STATUS_KEYS, OWNED_VOLUME_KEYS
 from transforms.plan import Plan
 
 TOTAL_VOLUME_KEYS = ("qualifyingVolume", "fullVolume", "requiredForNextRank", "gap", "nextRank", "currentRank", "capLimit", "branches")
