@@ -10,6 +10,7 @@ import json
 import sys
 
 from guard.json_mutations import lint_paths
+from guard.sarif import sarif_log
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -26,7 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--columns", type=_names, default=[], metavar="A,B",
         help="also treat these attribute names as JSON columns (models outside the checked paths)",
     )
-    parser.add_argument("--format", choices=["text", "json"], default="text", help="output format (default text)")
+    parser.add_argument(
+        "--format", choices=["text", "json", "sarif"], default="text",
+        help="output format: text (path:line:col: CODE message), json, or sarif (SARIF 2.1.0 for code scanning); default text",
+    )
     parser.add_argument(
         "--exclude", type=_names, default=[], metavar="GLOB,...",
         help="leave out files and folders matching these patterns (a named file is always checked)",
@@ -44,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     problems = [*report.errors, *report.findings]
     if args.format == "json":
         print(json.dumps([p.as_json() for p in problems], indent=2))
+    elif args.format == "sarif":
+        print(json.dumps(sarif_log(report), indent=2))
     else:
         for problem in problems:
             print(problem.text())
