@@ -67,6 +67,23 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--as-of", help="cut-off instant (ISO, UTC); default now")
     audit.add_argument("--out", default=".mlm/audit", help="folder for audit-<as_of>.md, .json and .png (default .mlm/audit)")
 
+    explain = sub.add_parser("explain", help="read-only: one user's volumes, activity, rank requirements, pioneer status and drift, from the sources")
+    explain.add_argument("user_id", type=int)
+    _cut_off_arguments(explain)
+    explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
+
+    compare = sub.add_parser("compare-plans", help="read-only: the current plan and another applied to the same inputs")
+    compare.add_argument("other_plan", type=Path, help="the other plan file (TOML)")
+    _cut_off_arguments(compare)
+    compare.add_argument("--out", default=".mlm/compare", help="folder for compare-<as_of>.md, .json, .png and .html (default .mlm/compare)")
+    compare.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    tree = sub.add_parser("tree", help="read-only: a user's downline with each member's rank, activity, PV and full volume")
+    tree.add_argument("user_id", type=int)
+    tree.add_argument("--depth", type=int, default=2, help="levels below the user to list (default 2)")
+    _cut_off_arguments(tree)
+    tree.add_argument("--json", action="store_true", help="print the downline as JSON")
+
     runs = sub.add_parser("runs", help="list the most recent runs from the ledger, newest first")
     runs.add_argument("--limit", type=int, default=20, help="how many runs to list (default 20)")
 
@@ -85,6 +102,62 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--months", type=int, default=3)
     demo.add_argument("--seed", type=int, default=1)
     return parser
+
+
+def _cut_off_arguments(parser: argparse.ArgumentParser) -> None:
+    """--as-of T or --month YYYY-MM (the month's end), for the read-only views."""
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--as-of", help="cut-off instant (ISO, UTC); default now")
+    which.add_argument("--month", help="a month, YYYY-MM: as of its end")
+
+
+def _cut_off(args) -> tuple[datetime, str]:
+    """The cut-off and period the view asks for: a month's end, or an instant's month."""
+    from flows.periods import month_end, parse_month
+    from transforms.recompute import period_of
+
+    if args.month:
+        period = parse_month(args.month)
+        return month_end(period), period
+    as_of = _now_or(args.as_of)
+    return as_of, period_of(as_of)
+
+
+def _cmd_explain(args, settings) -> int:
+    from flows.config import load_plan
+    from flows.explain import explain, explain_lines
+
+    plan = load_plan(settings.plan_path)
+    as_of, period = _cut_off(args)
+    with _database(settings, "read") as db:
+        report = explain(db, plan, args.user_id, as_of=as_of, period=period, root_telegram_id=settings.root_telegram_id)
+    print(json.dumps(report, indent=1, default=str) if args.json else "\n".join(explain_lines(report)))
+    return EXIT_OK
+
+
+def _cmd_compare_plans(args, settings) -> int:
+    from flows.compare_plans import compare, compare_files, compare_lines
+    from flows.config import load_plan
+
+    current, other = load_plan(settings.plan_path), load_plan(args.other_plan)
+    as_of, period = _cut_off(args)
+    with _database(settings, "read") as db:
+        report = compare(db, current, other, as_of=as_of, period=period, root_telegram_id=settings.root_telegram_id)
+    report["files"] = compare_files(report, Path(args.out))
+    print(json.dumps(report, indent=1, default=str) if args.json else "\n".join(compare_lines(report)))
+    return EXIT_OK
+
+
+def _cmd_tree(args, settings) -> int:
+    from flows.config import load_plan
+    from flows.tree_view import tree_lines, tree_report
+
+    plan = load_plan(settings.plan_path)
+    as_of, period = _cut_off(args)
+    with _database(settings, "read") as db:
+        report = tree_report(db, plan, args.user_id, args.depth, as_of=as_of, period=period, root_telegram_id=settings.root_telegram_id)
+    print(json.dumps(report, indent=1, default=str) if args.json else "\n".join(tree_lines(report)))
+    return EXIT_OK
 
 
 def _database(settings, access):
@@ -337,6 +410,9 @@ _COMMANDS = {
     "close": _cmd_close,
     "reopen": _cmd_reopen,
     "audit": _cmd_audit,
+    "explain": _cmd_explain,
+    "compare-plans": _cmd_compare_plans,
+    "tree": _cmd_tree,
     "runs": _cmd_runs,
     "show": _cmd_show,
     "db": _cmd_db,
