@@ -4,7 +4,8 @@ every JSON column keeps its documented structure.
 ``audit_report`` is plain (the CLI calls it without Prefect); the ``mlm-audit`` flow runs it as a
 task and publishes the report as a Markdown artifact. Both write three files into ``out_dir``:
 ``audit-<as_of>.md`` (for people), ``audit-<as_of>.json`` (for machines) and
-``audit-<as_of>.png`` (the fullVolume drift as a bar chart, drawn without a plotting library).
+``audit-<as_of>.png`` (the fullVolume drift as a bar chart) and ``audit-<as_of>.html`` (one
+self-contained page: the tables and charts, drawn with matplotlib, inline).
 
 Nothing is written to the database: the stored side is read in one READ ONLY transaction, the
 recomputed side is the nightly computation's dry run (rolled back, recorded nowhere). Nothing
@@ -16,14 +17,11 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 import time
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
@@ -96,9 +94,11 @@ def audit_report(db: Database, plan: Plan, as_of: datetime, root_telegram_id: in
 def report_files(report: dict, folder: Path, label: str) -> dict[str, str]:
     """Write the report's Markdown, JSON and chart into ``folder``; their paths by kind."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {kind: folder / f"audit-{label}.{suffix}" for kind, suffix in (("markdown", "md"), ("json", "json"), ("chart", "png"))}
+    kinds = (("markdown", "md"), ("json", "json"), ("chart", "png"), ("html", "html"))
+    paths = {kind: folder / f"audit-{label}.{suffix}" for kind, suffix in kinds}
     files = {kind: str(path) for kind, path in paths.items()}
     paths["chart"].write_bytes(chart_png(report["drift"].get("full_volume_histogram") or []))
+    paths["html"].write_text(audit_html(report), encoding="utf-8")
     paths["markdown"].write_text(audit_markdown(report, chart=paths["chart"].name), encoding="utf-8")
     paths["json"].write_text(json.dumps(report | {"files": files}, indent=1, default=str), encoding="utf-8")
     return files
@@ -291,84 +291,69 @@ def audit_lines(report: dict) -> list[str]:
             f"  fullVolume: {money['users_differing']:,} users off by {_money(money['total_abs_difference'])} in total, "
             f"at most {_money(money['largest_abs_difference'])} (userID {money['largest_user_id']})",
         ]
-    return lines + [f"  report: {report['files']['markdown']} (+ .json, .png)", f"  took {report['seconds']:.1f} s"]
+    return lines + [f"  report: {report['files']['markdown']} (+ .json, .png, .html)", f"  took {report['seconds']:.1f} s"]
 
 
-# --- the chart (PNG, drawn with numpy and written with zlib: no plotting dependency) ------------
-
-# A 3x5 pixel font: each glyph is five rows, each row an octal digit of three pixels (4 = left).
-_GLYPHS = dict(
-    zip(
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ -.,<>=|():+/",
-        "75557 26227 71747 71717 55711 74717 74757 71111 75757 75717 25755 65656 34443 65556 74647 74644 34553 55755 "
-        "72227 11152 55655 44447 57755 65555 25552 65644 25563 65655 34216 72222 55557 55552 55775 55255 55222 71247 "
-        "00000 00700 00002 00024 12421 42124 07070 22222 12221 42224 02020 02720 11244".split(),
-    )
-)
-_WHITE, _INK, _BAR, _GRID = (255, 255, 255), (40, 40, 40), (52, 101, 164), (225, 225, 225)
+# --- the charts and the page (matplotlib: flows/html_report.py) --------------------------------
 
 
-def _text(canvas: np.ndarray, text: str, x: int, y: int, scale: int = 2, centred: bool = False) -> None:
-    """Draw ``text`` (upper case) with its top left at (x, y), or centred on x."""
-    width = len(text) * 4 * scale
-    left = x - width // 2 if centred else x
-    for i, char in enumerate(text.upper()):  # a few characters per label
-        rows = _GLYPHS.get(char, _GLYPHS[" "])
-        bits = np.array([[d >> shift & 1 for shift in (2, 1, 0)] for d in map(int, rows)], dtype=bool)
-        mask = np.kron(bits, np.ones((scale, scale), dtype=bool))
-        top, start = y, left + i * 4 * scale
-        region = canvas[top : top + mask.shape[0], start : start + mask.shape[1]]
-        region[mask[: region.shape[0], : region.shape[1]]] = _INK
+def histogram_figure(histogram: list[dict]):
+    """The drift histogram as a bar chart; a log scale, since exact matches usually outnumber
+    the rest by orders of magnitude."""
+    from flows import html_report as hr
 
-
-def _compact(count: int) -> str:
-    """A count in at most five characters: 950, 12K, 3.4M."""
-    if count < 1000:
-        return str(count)
-    if count < 1_000_000:
-        return f"{count / 1000:.0f}K" if count >= 10_000 else f"{count / 1000:.1f}K"
-    return f"{count / 1_000_000:.1f}M"
-
-
-def chart_image(histogram: list[dict], width: int = 720, height: int = 400) -> np.ndarray:
-    """The drift histogram as an RGB bar chart (height x width x 3); bar heights on a log scale,
-    since exact matches usually outnumber the rest by orders of magnitude."""
-    canvas = np.full((height, width, 3), _WHITE, dtype=np.uint8)
-    left, right, top, bottom = 40, width - 20, 75, height - 50
-    _text(canvas, "USERS BY |STORED - RECOMPUTED| FULLVOLUME (USD)", width // 2, 14, centred=True)
-    _text(canvas, "BAR HEIGHT: LOG SCALE", width // 2, 34, scale=1, centred=True)
-    for fraction in (0.25, 0.5, 0.75, 1.0):
-        canvas[int(bottom - fraction * (bottom - top)), left:right] = _GRID
-    canvas[bottom, left:right] = _INK
-    canvas[top:bottom, left] = _INK
-    counts = np.array([h["users"] for h in histogram] or [0], dtype=np.float64)
-    heights = np.log1p(counts) / max(np.log1p(counts.max()), 1e-9) * (bottom - top)
-    slot = (right - left) / max(len(histogram), 1)
-    for i, bucket in enumerate(histogram):  # one bar per bucket
-        centre = int(left + (i + 0.5) * slot)
-        half = int(slot * 0.35)
-        bar_top = bottom - int(round(heights[i]))
-        canvas[bar_top:bottom, centre - half : centre + half] = _BAR
-        _text(canvas, _compact(bucket["users"]), centre, max(bar_top - 14, top - 12), centred=True)
-        _text(canvas, bucket["bucket"], centre, bottom + 10, centred=True, scale=2 if len(bucket["bucket"]) * 8 < slot else 1)
-    return canvas
-
-
-def png(pixels: np.ndarray) -> bytes:
-    """An RGB image (height x width x 3, uint8) as PNG bytes: one IDAT, no filtering."""
-    height, width, _ = pixels.shape
-    scanlines = np.concatenate([np.zeros((height, 1), dtype=np.uint8), pixels.reshape(height, width * 3)], axis=1)
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8 bits, truecolour, no interlace
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 9)) + chunk(b"IEND", b"")
+    counts = {"users": [h["users"] for h in histogram]}
+    return hr.bar_chart([h["bucket"] for h in histogram], counts, "Users by |stored - recomputed| fullVolume (USD)", log=True)
 
 
 def chart_png(histogram: list[dict]) -> bytes:
     """The drift chart as PNG bytes."""
-    return png(chart_image(histogram))
+    from flows import html_report as hr
+
+    return hr.figure_png(histogram_figure(histogram))
+
+
+def audit_html(report: dict) -> str:
+    """The audit as one self-contained page: compliance per column, ranks, money, the drift charts."""
+    from flows import html_report as hr
+
+    structure = report["structure"]
+    sections = [
+        ("Structure of the JSON columns", hr.table(
+            ["column", "users", "NULL", "objects", "compliant", "compliant share", *_KIND_TITLES.values()],
+            [[name, c["users"], c["null"], c["objects"], c["compliant"], _share(c["compliant_share"]),
+              *(c["deviating_by_kind"][kind] for kind in _KIND_TITLES)] for name, c in structure.items()])),
+        ("Compliant documents per column", hr.figure_svg(hr.bar_chart(
+            list(structure), {"compliant": [c["compliant"] for c in structure.values()],
+                              "deviating": [c["deviating"] for c in structure.values()]}, "Documents per JSON column", log=True))),
+    ]  # fmt: skip
+    drift = report["drift"]
+    if drift.get("status") == "computed":
+        ranks = drift["ranks"]
+        names = ranks["rank_names"]
+        stored = list(ranks["crosstab"])
+        counts = [[ranks["crosstab"][s].get(n, 0) for n in names] for s in stored]
+        money = drift["money"]
+        distribution = {
+            "stored": [sum(ranks["crosstab"].get(n, {}).values()) for n in names],
+            "recomputed": [sum(r.get(n, 0) for r in ranks["crosstab"].values()) for n in names],
+        }
+        sections += [
+            ("What a nightly run would change", hr.paragraph(f"{drift['changes'].get('users', 0):,} users differ in at least one owned value.")
+             + hr.table(["owned value", "users"], sorted((drift["changes"].get("by_key") or {}).items(), key=lambda kv: (-kv[1], kv[0])))),
+            ("Ranks: stored against recomputed", hr.figure_svg(hr.heatmap(stored, names, counts, "Users per rank pair", "recomputed", "stored"))
+             + hr.table(["stored \\ recomputed", *names], [[s, *row] for s, row in zip(stored, counts)])),
+            ("Rank distribution", hr.figure_svg(hr.bar_chart(names, distribution, "Users per rank", log=True))),
+            ("Money (USD)", hr.table(["money", "users differing", "no stored value", "total |difference|", "net", "largest", "at userID"],
+                                     [[k, m["users_differing"], m["users_missing_value"], _money(m["total_abs_difference"]), _money(m["net_difference"]),
+                                       _money(m["largest_abs_difference"]), m["largest_user_id"]] for k, m in money.items()])),
+            ("Drift histogram: |stored fullVolume - recomputed|", hr.figure_svg(histogram_figure(drift["full_volume_histogram"]))
+             + hr.table(["difference (USD)", "users"], [[h["bucket"], h["users"]] for h in drift["full_volume_histogram"]])),
+        ]  # fmt: skip
+    else:
+        sections.append(("Drift", hr.paragraph(f"Not computed ({drift.get('status')}): {drift.get('error')}")))
+    subtitle = f"Period {report['period']}, plan {report['plan_version']}, {report['users']:,} users. Read-only: nothing was written."
+    return hr.page(f"MLM audit as of {report['as_of']}", sections, subtitle=subtitle)
 
 
 # --- Prefect ------------------------------------------------------------------------------------

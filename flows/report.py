@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import textwrap
 from datetime import datetime, timezone
+from pathlib import Path
 
 from transforms.problems import KINDS
 
@@ -513,3 +514,55 @@ def runs_table(rows: list[dict], *, error_width: int = 40) -> str:
     right = {0, 6, 7}  # run id, duration and users written read as numbers
     fmt = [(str.rjust if i in right else str.ljust) for i in range(len(header))]
     return "\n".join("  ".join(fmt[i](row[i], widths[i]) for i in range(len(header))).rstrip() for row in [header, *body])
+
+
+# --- the HTML page (nightly summary, close) -----------------------------------------------------
+
+REPORTS_DIR = ".mlm/reports"  # where a run's page is written (relative to the working folder)
+
+
+def summary_html(summary: dict) -> str:
+    """One self-contained page of a run (nightly, close, backfill): its facts, the changes by
+    key and the rank rises as tables and charts (matplotlib, inline SVG)."""
+    from flows import html_report as hr
+
+    summary = summary or {}
+    mark = summary.get("watermark") or {}
+    changes = summary.get("changes") or {}
+    facts = [
+        ("period", summary.get("period")), ("cut-off", summary.get("as_of")), ("mode", summary.get("mode")),
+        ("plan", summary.get("plan_version")), ("run", summary.get("run_id")), ("validation", _verdict(summary)),
+        ("purchases before the cut-off", _count(mark.get("purchase_count"))), ("users", _count(mark.get("user_count"))),
+        ("users computed", _count(summary.get("users_computed"))), ("users with a changed value", _count(changes.get("users"))),
+        (f"users {_written(summary)}", _count(summary.get("users_written"))), ("snapshot rows", _count(summary.get("snapshot_rows"))),
+    ]  # fmt: skip
+    sections = [("The run", hr.table(["fact", "value"], [[k, v] for k, v in facts if v not in (None, "")], numeric_from=9))]
+    keys = _changed_keys(summary)
+    if keys:
+        figure = hr.bar_chart([r["key"] for r in keys], {"users": [r["users"] for r in keys]}, "Users changed, by owned key", log=True)
+        sections.append(("Changes by key", hr.figure_svg(figure) + hr.table(["key", "users"], [[r["key"], r["users"]] for r in keys])))
+    rises = _sorted_by_count(changes.get("rank_rises_to"))
+    if rises:
+        figure = hr.bar_chart([r for r, _ in rises], {"users": [n for _, n in rises]}, "Rank rises, by rank reached")
+        sections.append(("Rank changes", hr.figure_svg(figure) + hr.table(["rank reached", "users"], rises)))
+    months = months_table(summary) if _is_backfill(summary) else []
+    if months:
+        sections.append(("Months", hr.table(list(months[0]), [list(m.values()) for m in months])))
+    how, problems = _problems(summary)
+    if problems:
+        sections.append(("Refused: bad input" if how == "refused" else "Quarantined rows", "".join(hr.paragraph(_problem_text(p)) for p in problems)))
+    stages = _stage_rows(summary)
+    if stages:
+        sections.append(("Stage timings", hr.table(["stage", "seconds", "rows", "rows/s"], [[s, f"{sec:.3f}", _count(n), _count(r)] for s, sec, n, r in stages])))
+    title = _title(summary)
+    return hr.page(title[:1].upper() + title[1:], sections)
+
+
+def write_summary_page(summary: dict, folder: str | Path = REPORTS_DIR) -> Path:
+    """Write the run's page into ``folder``: ``<mode>-<period>-run<id>.html``; its path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{summary.get('mode', 'run')}-{summary.get('period', '')}-run{summary.get('run_id', 0)}.html"
+    path = folder / name.replace("/", "-")
+    path.write_text(summary_html(summary), encoding="utf-8")
+    return path

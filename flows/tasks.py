@@ -121,3 +121,10 @@ def report_task(summary: dict) -> None:
     key = f"mlm-{summary.get('mode', 'run')}-{summary.get('period', '')}".lower().replace("_", "-")
     create_markdown_artifact(summary_markdown(summary), key=key, description="mlm-recompute run summary")
     create_table_artifact(changes_table(summary), key=f"{key}-changes", description="users changed, by owned key")
+    # The run's page for people (tables and charts in one file), linked from the artifacts.
+    from prefect.artifacts import create_link_artifact
+
+    from flows.report import write_summary_page
+
+    page = write_summary_page(summary).resolve()
+    create_link_artifact(page.as_uri(), link_text=f"{page.name} (HTML report)", key=f"{key}-page", description="the run's HTML page")

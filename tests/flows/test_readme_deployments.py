@@ -301,7 +301,8 @@ def test_readme_deployments_run_nightly_and_close(db, tmp_path):
 
     for name, run_row, period in (("nightly", nightly_run, nightly_period), ("close", close_run, close_period)):
         key = f"mlm-{name}-{period}"
-        assert set(artifacts[name]) == {key, f"{key}-changes"}, artifacts[name].keys()
+        assert set(artifacts[name]) == {key, f"{key}-changes", f"{key}-page"}, artifacts[name].keys()
+        assert ".html)" in artifacts[name][f"{key}-page"].data  # the run's HTML page, linked
         assert artifacts[name][key].type == "markdown" and f"# Run {run_row[0]} succeeded" in artifacts[name][key].data
         assert artifacts[name][f"{key}-changes"].type == "table"
 
