@@ -120,9 +120,9 @@ def copy_out_inputs(db: Database, as_of: datetime, pioneer_min_purchase_cents: i
     return CopiedOut(seconds=seconds, queries=sum(q for _, q in results), bytes=sum(b for b, _ in results))
 
 
-def copy_in_documents(db: Database, documents: pl.DataFrame) -> float:
-    """Seconds to COPY ``documents`` (``Recomputed.documents``: on a first run, what the project
-    writes) into a staging table (``stage_documents``: the table's creation, the COPY and its
+def copy_in_documents(db: Database, documents: pl.DataFrame | list[pl.DataFrame]) -> float:
+    """Seconds to COPY ``documents`` (``Recomputed.documents``, or its batches already made: on a
+    first run, what the project writes) into a staging table (``stage_documents``: the table's creation, the COPY and its
     ANALYZE), rolled back afterwards."""
     with db.connect_raw() as connection:
         started = time.perf_counter()

@@ -92,8 +92,10 @@ def main() -> None:
                     o = r["outcome"]
                     totals[label] = r["total"]
                     stages = " ".join(f"{o.timings.get(s, 0):>10.2f}" for s in STAGES)
-                    # the JSON text of the documents staged, per user computed
-                    documents = o.recomputed.documents.select("mlm_status", "mlm_volumes", "total_volume").estimated_size() / max(size, 1)
+                    # The documents the run made a batch at a time, all of them now (outside the run's
+                    # peak): their JSON text per user computed, and, after a first run, the floor's COPY in.
+                    batches = list(o.recomputed.document_batches())
+                    documents = sum(b.select("mlm_status", "mlm_volumes", "total_volume").estimated_size() for b in batches) / max(size, 1)
                     print(
                         f"{size:>10,} {label:>7} {o.users_written:>9,} {stages} {r['total']:>8.1f} {size / r['total']:>9,.0f} {r['peak_mb']:>8,.0f}"
                         f" {r['wal_mb']:>8,.0f} {documents:>11,.0f}",
@@ -101,7 +103,8 @@ def main() -> None:
                     )
                     if label == "first":
                         # ...and its COPY in of every document the first run computed (rolled back)
-                        floor = copied_out.seconds + io_floor.copy_in_documents(db, o.recomputed.documents)
+                        floor = copied_out.seconds + io_floor.copy_in_documents(db, batches)
+                    del batches
                 print(
                     f"{size:>10,} I/O floor {floor:.2f} s (out {copied_out.seconds:.2f}, in {floor - copied_out.seconds:.2f}); "
                     f"first / floor {totals['first'] / floor:.2f}, nightly / floor {totals['nightly'] / floor:.2f}",

@@ -15,12 +15,13 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterable, Iterator
 
 import polars as pl
 import psycopg
 from psycopg import sql
 
-from db.copy import copy_frame
+from db.copy import copy_frame, copy_frames
 from db.document_shapes import DEFAULT_DOCUMENTS
 from db.schema import OWNED_USER_COLUMNS
 from transforms.documents import PROVENANCE_KEYS
@@ -116,10 +117,11 @@ DIFFERS = f"""(   u."rank" IS DISTINCT FROM s.rank
 ROW_VERSION = 'u."xmin"::text::bigint'
 
 
-def users_to_stage(recomputed: Recomputed) -> pl.DataFrame:
-    """The documents of the users the write has to look at: every user except those whose row
-    nobody wrote since the last run compared it (same row version) and whose computed values
-    are what that run computed (same fingerprint). For those, stored equals computed already.
+def users_to_stage(recomputed: Recomputed) -> Iterator[pl.DataFrame]:
+    """The documents of the users the write has to look at, a batch at a time: every user except
+    those whose row nobody wrote since the last run compared it (same row version) and whose
+    computed values are what that run computed (same fingerprint). For those, stored equals
+    computed already.
 
     Decided in the frame, sending the database nothing: each document carries the fingerprint
     the extract read with the user's row (``stored_fingerprint``: null unless recorded for the
@@ -132,7 +134,8 @@ def users_to_stage(recomputed: Recomputed) -> pl.DataFrame:
     for ``record_fingerprints``.
     """
     stored = pl.col("stored_fingerprint")
-    return recomputed.documents.filter(stored.is_null() | (stored != pl.col("fingerprint")))
+    for batch in recomputed.document_batches():
+        yield batch.filter(stored.is_null() | (stored != pl.col("fingerprint")))
 
 
 def hold_users(connection: psycopg.Connection) -> None:
@@ -213,9 +216,32 @@ def json_column_types(connection: psycopg.Connection) -> dict[str, str]:
     return dict(rows)
 
 
-def stage_documents(connection: psycopg.Connection, documents: pl.DataFrame, table: str) -> None:
-    """COPY computed ``documents`` (see ``users_to_stage``) into ``table`` (unlogged: it is
-    scratch, kept only until the run has verified what it committed)."""
+STAGED_COLUMNS = [
+    "user_id",
+    "rank",
+    "is_active",
+    "full_volume",
+    "personal_volume_total",
+    "mlm_volumes",
+    "mlm_status",
+    "total_volume",
+    "rank_rose",
+    "fingerprint",
+]
+
+
+def staged_rows(documents: pl.DataFrame) -> pl.DataFrame:
+    """``documents`` as the staging table's columns, money as exact decimal text."""
+    return documents.with_columns(
+        cents_text(pl.col("full_volume_cents")).alias("full_volume"),
+        cents_text(pl.col("personal_volume_total_cents")).alias("personal_volume_total"),
+    ).select(STAGED_COLUMNS)
+
+
+def stage_documents(connection: psycopg.Connection, documents: pl.DataFrame | Iterable[pl.DataFrame], table: str) -> int:
+    """COPY computed ``documents`` (a frame, or batches of them as ``users_to_stage`` yields)
+    into ``table`` (unlogged: it is scratch, kept only until the run has verified what it
+    committed), in one COPY; returns the rows staged."""
     connection.execute(
         f"""CREATE UNLOGGED TABLE {quoted(table)} (
                    user_id integer PRIMARY KEY,
@@ -229,22 +255,12 @@ def stage_documents(connection: psycopg.Connection, documents: pl.DataFrame, tab
                    rank_rose boolean NOT NULL,
                    fingerprint bigint NOT NULL)"""
     )
-    staged = documents.select(
-        "user_id",
-        "rank",
-        "is_active",
-        cents_text(pl.col("full_volume_cents")).alias("full_volume"),
-        cents_text(pl.col("personal_volume_total_cents")).alias("personal_volume_total"),
-        "mlm_volumes",
-        "mlm_status",
-        "total_volume",
-        "rank_rose",
-        "fingerprint",
-    )
-    copy_frame(connection, table, staged)
+    batches = [documents] if isinstance(documents, pl.DataFrame) else documents
+    staged = copy_frames(connection, table, STAGED_COLUMNS, (staged_rows(batch) for batch in batches))
     # Statistics of the join key only: the planner needs the row count and user_id's, and
     # sampling the JSON documents for statistics nobody uses cost half a second per 200k users.
     connection.execute(f"ANALYZE {quoted(table)} (user_id)")
+    return staged
 
 
 def lock_users_to_write(connection: psycopg.Connection, table: str) -> int:

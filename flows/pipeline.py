@@ -291,13 +291,12 @@ def write_stage(
     table = load.staging_table(run_id)
     with write_connection(db) as connection, UnitOfWork(connection) as uow:
         load.hold_users(connection)
-        staged = load.users_to_stage(result)
-        load.stage_documents(connection, staged, table)
+        staged = load.stage_documents(connection, load.users_to_stage(result), table)
         load.lock_users_to_write(connection, table)
         changes = validate.pending_changes(connection, table)
         load.create_written_table(connection, table)
         written = load.merge_documents(connection, table)
-        load.record_fingerprints(connection, table, run_id, all_written=written == staged.height)
+        load.record_fingerprints(connection, table, run_id, all_written=written == staged)
         history = load.write_rank_history(connection, result, run_id)
         snapshots = load.write_snapshots(connection, result, run_id, is_final=is_final)
         failures = validate.failures_in_transaction(
@@ -314,7 +313,7 @@ def write_stage(
         load.drop_before(connection, table)
         if not dry_run:
             uow.commit()
-    return Written(changes, staged.height, written, history, snapshots)
+    return Written(changes, staged, written, history, snapshots)
 
 
 def verify_stage(db: Database, run_id: int) -> None:
@@ -337,6 +336,8 @@ def _run(db, plan, run_id, mode, as_of, period, root_telegram_id, quarantine, is
         inputs, watermark = extract_stage(db, plan, as_of, remember=remembers_purchases(mode, dry_run))
     with _stage(timings, "compute", progress):
         result = compute_stage(inputs, plan, run_id=run_id, as_of=as_of, period=period, root_telegram_id=root_telegram_id, quarantine=quarantine)
+        extracted_rows = inputs.monthly_volumes.height + inputs.users.height
+        del inputs  # the write holds the result and a batch of documents, not the inputs too
         result = within_column_limits(db, result, quarantine=quarantine)
     with _stage(timings, "write", progress):
         written = write_stage(db, result, plan, run_id=run_id, watermark=watermark, is_final=is_final, dry_run=dry_run)
@@ -345,7 +346,7 @@ def _run(db, plan, run_id, mode, as_of, period, root_telegram_id, quarantine, is
         with _stage(timings, "verify", progress):
             verify_stage(db, run_id)
         verified = True
-    rows = {"extract": inputs.monthly_volumes.height + inputs.users.height, "compute": result.state.height, "write": written.users_staged}
+    rows = {"extract": extracted_rows, "compute": result.state.height, "write": written.users_staged}
     return RunOutcome(
         run_id=run_id,
         mode=mode,

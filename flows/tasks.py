@@ -94,7 +94,7 @@ def write_task(uri: str, folder: str, plan: Plan, run_id: int, watermark: dict, 
         written = pipeline.write_stage(db, result, plan, run_id=run_id, watermark=Watermark(**watermark), is_final=is_final, dry_run=dry_run)
     finally:
         db.engine.dispose()
-    _log_rate("write", result.documents.height, started)
+    _log_rate("write", result.state.height, started)
     return vars(written)
 
 

@@ -38,6 +38,21 @@ def test_scenario(db, path):
     assert result.checks and not failures, "\n".join(failures)
 
 
+WRITTEN_SCENARIOS = [p for p in SCENARIO_FILES if "expect" in json.loads(p.read_text())]
+
+
+@pytest.mark.parametrize("path", WRITTEN_SCENARIOS, ids=[p.stem for p in WRITTEN_SCENARIOS])
+def test_scenario_with_documents_sent_two_users_at_a_time(db, path, monkeypatch):
+    # The write makes and COPYs the documents a batch of users at a time; with batches of two,
+    # every scenario's users span several batches (and sponsors' branches, batch boundaries).
+    import transforms.documents
+
+    monkeypatch.setattr(transforms.documents, "DOCUMENT_BATCH_ROWS", 2)
+    result = run_in(db, read_scenario(path))
+    failures = [text for ok, text in result.checks if not ok]
+    assert result.checks and not failures, "\n".join(failures)
+
+
 def _altered(tmp_path: Path, name: str, change) -> Path:
     data = json.loads((SCENARIO_DIR / name).read_text())
     change(data)

@@ -55,7 +55,6 @@ def without_users(result: Recomputed, problems: list[Problem]) -> Recomputed:
     return replace(
         result,
         state=result.state.filter(kept),
-        documents=result.documents.filter(kept),
         rank_changes=result.rank_changes.filter(kept),
         problems=result.problems + tuple(problems),
         quarantined_user_ids=tuple(sorted(set(result.quarantined_user_ids) | set(held_out))),

@@ -7,6 +7,7 @@ so every other key (founder flags, grace streaks, autoship, ...) stays as it is.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +30,9 @@ DOCUMENT_COLUMNS = [
     "rank_rose",
     "fingerprint",
 ]
+# Users per batch when documents are made a batch at a time (``document_batches``): the JSON text
+# of one batch is about 100 MB; the whole frame at 10M users would be over 5 GB.
+DOCUMENT_BATCH_ROWS = 200_000
 # Keys that say where a totalVolume came from; a document differing only in these is unchanged.
 PROVENANCE_KEYS = ("calculatedAt", "runId", "planVersion", "asOf")
 
@@ -123,9 +127,10 @@ def owned_values_fingerprint() -> pl.Expr:
 
 def documents(state: pl.DataFrame, user_branches: pl.DataFrame, plan: Plan, provenance: Provenance) -> pl.DataFrame:
     """What to write for every user: the scalar columns, the three JSON values and the fingerprint
-    of the owned values; one row per user."""
+    of the owned values; one row per user, in ``state``'s order."""
     return (
-        state.join(branch_lists(user_branches, state), left_on="node", right_on="parent_node", how="left")
+        # In ``state``'s order, row for row (callers line other columns of ``state`` up with it).
+        state.join(branch_lists(user_branches, state), left_on="node", right_on="parent_node", how="left", maintain_order="left")
         .with_columns(
             mlm_volumes=mlm_volumes(),
             mlm_status=mlm_status(provenance.as_of),
@@ -134,3 +139,28 @@ def documents(state: pl.DataFrame, user_branches: pl.DataFrame, plan: Plan, prov
         .with_columns(total_volume=total_volume(pl.col("total_volume_core"), provenance), fingerprint=owned_values_fingerprint())
         .select(DOCUMENT_COLUMNS)
     )
+
+
+def user_batches(state: pl.DataFrame, user_branches: pl.DataFrame, batch_rows: int = DOCUMENT_BATCH_ROWS) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """``state`` a batch of at most ``batch_rows`` users at a time, in node order, each with the
+    branches of its users (the ``user_branches`` rows whose sponsor is in the batch).
+
+    A batch is a run of consecutive nodes; its sponsors' branches are a run of ``user_branches``
+    sorted by sponsor, found by binary search, so each batch costs what its own users cost."""
+    if not state["node"].is_sorted():
+        state = state.sort("node")
+    by_sponsor = user_branches.sort("parent_node")
+    sponsors = by_sponsor["parent_node"]
+    for batch in state.iter_slices(batch_rows):
+        first = sponsors.search_sorted(batch["node"][0], "left")
+        last = sponsors.search_sorted(batch["node"][-1], "right")
+        yield batch, by_sponsor.slice(first, last - first)
+
+
+def document_batches(
+    state: pl.DataFrame, user_branches: pl.DataFrame, plan: Plan, provenance: Provenance, batch_rows: int = DOCUMENT_BATCH_ROWS
+) -> Iterator[pl.DataFrame]:
+    """``documents`` a batch of at most ``batch_rows`` users at a time (``user_batches``): the same
+    rows as the whole frame, in node order, with only one batch's JSON text held at once."""
+    for users, branches in user_batches(state, user_branches, batch_rows):
+        yield documents(users, branches, plan, provenance)

@@ -7,13 +7,15 @@ in which case the offending rows are left out and listed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
 
 from transforms import activity, ranks, volumes
-from transforms.documents import Provenance, documents
+from transforms import documents as document_making
+from transforms.documents import Provenance, documents, user_batches
 from transforms.pioneers import PIONEER_COLUMNS, held_number_problems, pioneer_problems, pioneers
 from transforms.plan import Plan
 from transforms.problems import InputRejected, Problem, problem
@@ -81,24 +83,51 @@ class Inputs:
 class Recomputed:
     """The result for one period.
 
-    ``state``: one row per user written (every computed value); ``documents``: one row per user,
-    what the load step merges; ``rank_changes``: one row per user whose rank rose;
-    ``problems``: what was quarantined (empty unless quarantine was asked for).
+    ``state``: one row per user written (every computed value, and the ``stored_fingerprint``
+    the extract read with the user's row), in node order; ``branches``: one row per direct
+    referral, what the documents' branch lists are made of; ``rank_changes``: one row per user
+    whose rank rose; ``problems``: what was quarantined (empty unless quarantine was asked for).
+
+    The documents (what the load step merges) are made from ``state`` and ``branches`` when they
+    are wanted, a batch of users at a time (``document_batches``), so that the JSON text of
+    every user is never held at once; ``documents`` is the whole frame, for small results.
     """
 
     period: str
     as_of: datetime
     state: pl.DataFrame
-    documents: pl.DataFrame
+    branches: pl.DataFrame
+    plan: Plan
+    provenance: Provenance
     rank_changes: pl.DataFrame
     problems: tuple[Problem, ...]
     quarantined_user_ids: tuple[int, ...]
     quarantined_purchase_ids: tuple[int, ...]
 
+    def document_batches(self, batch_rows: int | None = None) -> Iterator[pl.DataFrame]:
+        """The documents of every user in ``state``, a batch of at most ``batch_rows`` users at a
+        time (``DOCUMENT_BATCH_ROWS`` unless given), each with the user's ``stored_fingerprint``;
+        one row per user."""
+        rows = batch_rows or document_making.DOCUMENT_BATCH_ROWS
+        for users, branches in user_batches(self.state, self.branches, rows):
+            yield _with_stored_fingerprints(documents(users, branches, self.plan, self.provenance), users)
+
+    @property
+    def documents(self) -> pl.DataFrame:
+        """The documents of every user in one frame (see ``document_batches``); one row per user."""
+        return _with_stored_fingerprints(documents(self.state, self.branches, self.plan, self.provenance), self.state)
+
     @property
     def snapshots(self) -> pl.DataFrame:
         """The period's snapshot rows: one row per user."""
         return self.state.select(SNAPSHOT_COLUMNS)
+
+
+def _with_stored_fingerprints(documents: pl.DataFrame, users: pl.DataFrame) -> pl.DataFrame:
+    """``documents`` with each user's stored fingerprint, so the write decides in the frame, not at
+    the database, which users to send (``db.load.users_to_stage``). ``documents`` are in
+    ``users``' order, row for row."""
+    return documents.with_columns(users["stored_fingerprint"])
 
 
 def period_of(instant: datetime) -> str:
@@ -153,17 +182,16 @@ def recompute(
         state, branches = user_state(inputs, tree, plan, period, held_out=held_out)
     except InputRejected as unkeepable:  # quarantine cannot hold these out: refuse with everything found
         raise InputRejected(problems + unkeepable.problems) from None
-    written = state.filter(~pl.col("user_id").is_in(held_out.implode()))
-    # Each document carries the user's stored fingerprint, so the write decides in the frame,
-    # not at the database, which users to send (db.load.users_to_stage).
-    docs = documents(written, branches, plan, provenance).join(
+    written = state.filter(~pl.col("user_id").is_in(held_out.implode())).join(
         inputs.users.select("user_id", "stored_fingerprint"), on="user_id", how="left", maintain_order="left"
     )
     return Recomputed(
         period=period,
         as_of=provenance.as_of,
         state=written,
-        documents=docs,
+        branches=branches,
+        plan=plan,
+        provenance=provenance,
         rank_changes=rank_changes(written),
         problems=tuple(problems),
         quarantined_user_ids=tuple(sorted(held_out_users)),

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import polars as pl
 import pytest
 from hypothesis import given
+from polars.testing import assert_frame_equal
 
 from tests.transforms import reference
 from tests.transforms.test_reference import DEFAULT_PLAN, Case, cases, examples, large_case, plans, run, scaled_plan
@@ -38,6 +40,9 @@ def assert_invariants(case: Case, result: Recomputed) -> None:
     # Exactly one row per user, in the state and in the documents.
     assert sorted(result.state["user_id"]) == user_ids
     assert sorted(result.documents["user_id"]) == user_ids
+    # The documents made a few users at a time (as the write makes them) are the whole frame's.
+    for batch_rows in (1, 3):
+        assert_frame_equal(pl.concat(result.document_batches(batch_rows)), result.documents)
 
     # Every JSON column is a JSON object, on every row.
     documents = {}
