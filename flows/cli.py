@@ -12,19 +12,25 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_LOCKED = 0, 1, 2, 3, 4
+_QUIET_HELP = "no progress on stderr (bars on a terminal, one line per stage otherwise)"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlm-recompute", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show the traceback of an expected failure (or set MLM_DEBUG=1)")
+    parser.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    plan = sub.add_parser("plan", help="the plan file, offline: check FILE, or print its JSON Schema")
+    from flows.plan_command import add_arguments as add_plan_arguments
+
+    add_plan_arguments(plan)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -101,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--users", type=int, default=10_000)
     demo.add_argument("--months", type=int, default=3)
     demo.add_argument("--seed", type=int, default=1)
+    for name, command in sub.choices.items():
+        if name not in ("lint-json", "plan"):  # offline commands: no progress to quieten
+            # SUPPRESS: not given after the command, the global --quiet's value stands
+            command.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help=_QUIET_HELP)
     return parser
 
 
@@ -165,8 +175,9 @@ def _database(settings, access):
     read-only commands create nothing, and only db upgrade, demo-data and demo create the
     platform's tables (see ``flows.context.opened_database``)."""
     from flows.context import opened_database
+    from flows.progress import active
 
-    return opened_database(settings, access)
+    return opened_database(settings, access, quiet=active().quiet)
 
 
 def _cmd_db(args, settings) -> int:
@@ -199,7 +210,7 @@ def _cmd_scenario(args, settings) -> int:
     from flows.scenario import read_scenario, run_scenario
 
     scenario = read_scenario(args.path)
-    with server_uri(settings.database_url, settings.data_dir, quiet=True) as uri:
+    with server_uri(settings.database_url_value(), settings.data_dir, quiet=True) as uri:
         result = run_scenario(uri, scenario, settings.plan_path)
     for ok, text in result.checks:
         print(("  ok    " if ok else "  FAIL  ") + text)
@@ -209,20 +220,6 @@ def _cmd_scenario(args, settings) -> int:
     failed = sum(not ok for ok, _ in result.checks)
     print(f"scenario {scenario.name}: {verdict} ({len(result.checks) - failed} of {len(result.checks)} checks hold)")
     return EXIT_OK if result.passed else EXIT_FAILED
-
-
-def _progress_reporter():
-    """Stage progress on stderr: one updating line on a terminal, plain log lines otherwise."""
-    on_terminal = sys.stderr.isatty()
-
-    def report(stage: str, seconds: float | None) -> None:
-        if on_terminal:
-            text = f"  {stage} ..." if seconds is None else f"  {stage} done in {seconds:.1f} s"
-            print(f"\r\033[K{text}", end="" if seconds is None else "\n", file=sys.stderr, flush=True)
-        elif seconds is not None:
-            print(f"mlm-recompute: stage {stage} finished in {seconds:.2f} s", file=sys.stderr, flush=True)
-
-    return report
 
 
 def _current_month() -> str:
@@ -252,7 +249,6 @@ def _nightly(db, settings, as_of: datetime, *, quarantine: bool = False, dry_run
         quarantine=quarantine,
         dry_run=dry_run,
         wait=wait,
-        progress=_progress_reporter(),
     )
     _print_summary(outcome.summary())
     return EXIT_OK
@@ -313,20 +309,22 @@ def _print_summary(summary: dict) -> None:
 def _expected_flow_failures_said_once(args):
     """Prefect's engine logs a flow's exception with its traceback; an expected refusal (a period
     rule, a database not set up, bad input, the run lock) is said once, in one line, by
-    ``_command``, so those records are dropped (kept with --debug or MLM_DEBUG=1)."""
+    ``_command``, so those records are dropped (kept with --debug or MLM_DEBUG=1); so is a
+    database that cannot be reached, which ``main`` says in one line (exit 5)."""
     from db.migrate import SchemaNotReady
     from db.periods import PeriodRefused
     from db.unit_of_work import RunLocked
+    from flows.failures import is_database_failure
     from transforms.problems import InputRejected
 
     expected = (PeriodRefused, SchemaNotReady, InputRejected, RunLocked)
 
     def keep(record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], expected))
+        error = record.exc_info[1] if record.exc_info else None
+        return error is None or not (isinstance(error, expected) or is_database_failure(error))
 
     logger = logging.getLogger("prefect.flow_runs")
-    debug = args.debug or os.environ.get("MLM_DEBUG", "") not in ("", "0")
-    if not debug:
+    if not args.debug:  # --debug, or MLM_DEBUG (main folds the setting in)
         logger.addFilter(keep)
     try:
         yield
@@ -430,23 +428,31 @@ def main(argv: list[str] | None = None) -> int:
         from guard.cli import run as lint_json
 
         return lint_json(args)
+    if args.command == "plan":
+        # Offline too: the plan file and its schema need no database.
+        from flows.plan_command import run as plan_command
+
+        return plan_command(args)
     from flows.config import Settings
     from flows.failures import EXIT_DATABASE, DatabaseSettingError, check_database_url, database_failure_line, is_database_failure
+    from flows.progress import reporting
 
-    debug = args.debug or os.environ.get("MLM_DEBUG", "") not in ("", "0")
     try:
-        settings = Settings.from_env()
-        check_database_url(settings.database_url)
+        # the URL from its Prefect Secret block, if so configured, read once before anything starts
+        settings = Settings.from_env().resolved()
+        check_database_url(settings.database_url_value())
     except DatabaseSettingError as error:
         return _said(f"mlm-recompute: database error: {error}", EXIT_DATABASE)
     except ValueError as error:
         return _said(f"mlm-recompute: error: {error}", EXIT_USAGE)
+    args.debug = args.debug or settings.debug
     try:
-        return _command(args, settings)
+        with reporting(quiet=args.quiet):
+            return _command(args, settings)
     except Exception as error:
-        if debug or not is_database_failure(error):
+        if args.debug or not is_database_failure(error):
             raise
-        return _said(database_failure_line(error, settings.database_url, settings.data_dir), EXIT_DATABASE)
+        return _said(database_failure_line(error, settings.database_url_value(), settings.data_dir), EXIT_DATABASE)
 
 
 def _said(line: str, code: int) -> int:

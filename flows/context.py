@@ -26,7 +26,7 @@ def opened_database(settings: Settings, access: Access, *, quiet: bool = False) 
       migrations, for a database the project fills itself.
     """
     check = {"read": migrate.require_ready, "write": migrate.prepare_for_writes, "create": migrate.prepare}[access]
-    with server_uri(settings.database_url, settings.data_dir, quiet=quiet) as uri:
+    with server_uri(settings.database_url_value(), settings.data_dir, quiet=quiet) as uri:
         db = open_database(uri)
         try:
             check(db.engine)

@@ -26,6 +26,7 @@ from db.connection import open_database
 from db.unit_of_work import UnitOfWork, write_connection
 from db.load import write_snapshots
 from flows import pipeline
+from flows import progress as stage_progress
 from flows.config import Settings, load_plan
 from flows.context import opened_database
 from flows.tasks import IO_TASK, report_task
@@ -213,8 +214,10 @@ def backfill(from_month: str, to_month: str, reprocess: str = "missing", dry_run
             if run.run_id:  # the months are in the ledger however the backfill ends (--reprocess failed finds them)
                 ledger.note_summary(db, run.run_id, {"mode": "backfill", "months": selected})
             futures = [month_task.submit(db.uri, plan, m, folder, settings.root_telegram_id, False) for m in selected]
+            stage_progress.started("backfill months", total=len(selected), unit="months")
             for future in futures:
                 future.result()
+                stage_progress.advanced("backfill months")
             results = {m: Workspace(Path(folder)).result(tag=m) for m in selected}
             rows = _write_backfill(db, plan, results, run.run_id, dry_run)
             run.outcome = {

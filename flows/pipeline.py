@@ -19,6 +19,7 @@ from db import column_limits, extract, ledger, load, validate
 from db.connection import Database
 from db.periods import PeriodRefused
 from db.unit_of_work import UnitOfWork, run_connection, write_connection
+from flows import progress as stage_progress
 from flows.failures import note_ledger_not_updated
 from transforms.documents import Provenance
 from transforms.plan import Plan
@@ -93,7 +94,8 @@ Progress = Callable[[str, float | None], None]
 
 
 def _quiet(stage: str, seconds: float | None) -> None:
-    """The default progress report: none."""
+    """The default progress report: the running command's reporter (none outside a command)."""
+    stage_progress.report(stage, seconds)
 
 
 @contextmanager
@@ -299,6 +301,7 @@ def write_stage(
         load.record_fingerprints(connection, table, run_id, all_written=written == staged)
         history = load.write_rank_history(connection, result, run_id)
         snapshots = load.write_snapshots(connection, result, run_id, is_final=is_final)
+        stage_progress.part_done("write", written, next_part="validate")
         failures = validate.failures_in_transaction(
             connection,
             table,
@@ -334,17 +337,20 @@ def _run(db, plan, run_id, mode, as_of, period, root_telegram_id, quarantine, is
     timings: dict[str, float] = {}
     with _stage(timings, "extract", progress):
         inputs, watermark = extract_stage(db, plan, as_of, remember=remembers_purchases(mode, dry_run))
+        stage_progress.rows("extract", inputs.monthly_volumes.height + inputs.users.height)
     with _stage(timings, "compute", progress):
         result = compute_stage(inputs, plan, run_id=run_id, as_of=as_of, period=period, root_telegram_id=root_telegram_id, quarantine=quarantine)
         extracted_rows = inputs.monthly_volumes.height + inputs.users.height
         del inputs  # the write holds the result and a batch of documents, not the inputs too
         result = within_column_limits(db, result, quarantine=quarantine)
+        stage_progress.rows("compute", result.state.height)
     with _stage(timings, "write", progress):
         written = write_stage(db, result, plan, run_id=run_id, watermark=watermark, is_final=is_final, dry_run=dry_run)
     verified = None
     if not dry_run:
         with _stage(timings, "verify", progress):
             verify_stage(db, run_id)
+            stage_progress.rows("verify", written.users_written)
         verified = True
     rows = {"extract": extracted_rows, "compute": result.state.height, "write": written.users_staged}
     return RunOutcome(

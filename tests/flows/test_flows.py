@@ -148,13 +148,17 @@ def test_a_run_late_on_the_last_day_belongs_to_that_month(platform):
 def test_prefect_yaml_parses_and_every_entrypoint_imports():
     config = yaml.safe_load((Path(__file__).resolve().parents[2] / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in config["deployments"]}
-    assert set(deployments) == {"nightly", "month-end-close", "backfill"}
+    assert set(deployments) == {"nightly", "month-end-close", "backfill", "compare-plans"}
     for deployment in deployments.values():
         path, name = deployment["entrypoint"].split(":")
         module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
         assert callable(getattr(module, name)), deployment["entrypoint"]
-        assert deployment["concurrency_limit"] == 1
         assert all(s["timezone"] == "UTC" for s in deployment["schedules"])
+        # every deployment reads the database URL from Prefect's Secret block, not the worker's env
+        assert deployment["work_pool"]["job_variables"]["env"]["MLM_DATABASE_URL_SECRET"] == "mlm-database-url"
+    for writing in ("nightly", "month-end-close", "backfill"):  # one at a time: they take the run lock
+        assert deployments[writing]["concurrency_limit"] == 1
+    assert deployments["compare-plans"]["schedules"] == []  # a sandbox, run by hand
     assert deployments["nightly"]["schedules"][0]["cron"] == "0 2 * * *"
     assert deployments["month-end-close"]["schedules"][0]["cron"] == "0 3 1 * *"
     assert deployments["backfill"]["schedules"] == []
