@@ -85,8 +85,23 @@ def project_values(db) -> dict[int, tuple]:
     return {row[0]: row[1:] for row in rows}
 
 
+def _rows_staged_by(monkeypatch, copy_in) -> int:
+    """How many rows ``copy_in`` put in the floor's staging table (counted before its rollback)."""
+    real, counted = io_floor.load.stage_documents, []
+
+    def stage_and_count(connection, documents, table):
+        real(connection, documents, table)
+        counted.append(connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0])
+
+    monkeypatch.setattr(io_floor.load, "stage_documents", stage_and_count)
+    copy_in()
+    monkeypatch.setattr(io_floor.load, "stage_documents", real)
+    assert len(counted) == 1
+    return counted[0]
+
+
 @pytest.mark.parametrize("build", [chain_platform, demo_platform], ids=["chain", "demo"])
-def test_the_alternatives_compute_what_the_project_computes(db, build):
+def test_the_alternatives_compute_what_the_project_computes(db, build, monkeypatch):
     root = build(db)
     plan = load_plan()
 
@@ -111,15 +126,24 @@ def test_the_alternatives_compute_what_the_project_computes(db, build):
         assert (json_full, json_personal) == (project_full, project_personal), f"user {user_id}"
 
     with db.connect_raw() as connection:
-        assert sql_recompute.recompute(connection, as_of=AS_OF, period=PERIOD, plan=plan, root_telegram_id=root) is not None
+        seconds = sql_recompute.recompute(connection, as_of=AS_OF, period=PERIOD, plan=plan, root_telegram_id=root)
         by_sql = sql_recompute.results(connection)
         comparison = sql_recompute.compare_with_project(connection, PERIOD)
+    assert isinstance(seconds, float)  # finished (None is a statement that ran out of time)
     assert {u: (full, partners) for u, (full, _, partners) in by_project.items()} == by_sql
     assert comparison.matches and comparison.users == len(by_project)
+    assert comparison.sql_full_volume_total == sum(full for full, _, _ in by_project.values())
 
-    # The floor's two halves run on the same data (their bytes, not their speed).
-    assert io_floor.copy_out_inputs(db, AS_OF, plan.pioneer_min_purchase_cents).bytes > 0
-    assert io_floor.copy_in_documents(db, outcome.recomputed.documents) >= 0
+    # The floor's two halves run on the same data (their bytes, not their speed): every query
+    # the extract sends is COPYed out, and every document the run wrote is COPYed in.
+    copied = io_floor.copy_out_inputs(db, AS_OF, plan.pioneer_min_purchase_cents)
+    sent = [s for statements in io_floor.extract_statements(db, AS_OF, plan.pioneer_min_purchase_cents) for s, _ in statements]
+    assert copied.queries == sum(io_floor.is_query(s) and "pg_export_snapshot" not in s for s in sent) > 0
+    assert copied.bytes > 0
+    staged_rows = _rows_staged_by(monkeypatch, lambda: io_floor.copy_in_documents(db, outcome.recomputed.documents))
+    assert staged_rows == outcome.recomputed.documents.height == len(by_project)
+    with db.connect_raw() as connection:
+        assert connection.execute("SELECT to_regclass(%s)", [io_floor.FLOOR_STAGING]).fetchone()[0] is None  # rolled back
 
     if build is chain_platform:
         # Not vacuous: the depth limit, the threshold and the cut-off are where the rules say.

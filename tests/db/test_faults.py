@@ -104,21 +104,46 @@ def test_two_runs_at_once_never_interleave(platform, monkeypatch):
 
     monkeypatch.setattr(extract, "inputs", slow_inputs)
     outcomes, errors = [], []
-    first = threading.Thread(target=lambda: outcomes.append(nightly(platform)))
+
+    def run(**kwargs):
+        try:
+            outcomes.append(nightly(platform, **kwargs))
+        except BaseException as error:  # seen by the assertions below, not lost in the thread
+            errors.append(error)
+
+    first = threading.Thread(target=run)
     first.start()
     assert reading.wait(30)
     monkeypatch.setattr(extract, "inputs", real_inputs)
     with pytest.raises(RunLocked, match="another mlm-recompute run holds the run lock"):
         nightly(platform, wait=False)
-    waiter = threading.Thread(target=lambda: outcomes.append(nightly(platform, wait=True)))
+    waiter = threading.Thread(target=run, kwargs={"wait": True})
     waiter.start()
-    time.sleep(0.5)
-    assert waiter.is_alive()  # waiting on the lock, not running alongside
+    # The waiter's connection is blocked on the run lock (the advisory lock), not running alongside.
+    _wait_for_advisory_lock_waiter(platform)
+    assert outcomes == [] and errors == []  # neither has ended: the first is held in its extract
+    with platform.connect_raw() as c:
+        assert c.execute("SELECT status FROM mlm_runs").fetchall() == [("running",)]  # the waiter has not started its run
     release.set()
     first.join(60)
     waiter.join(60)
-    assert not errors and [o.users_written for o in outcomes] == [3, 0]
+    assert errors == [] and [o.users_written for o in outcomes] == [3, 0]
     assert outcomes[0].run_id < outcomes[1].run_id
+
+
+def _wait_for_advisory_lock_waiter(db, timeout=30.0) -> None:
+    """Until a connection of ``db`` waits on an advisory lock (``pg_advisory_lock``)."""
+    deadline = time.monotonic() + timeout
+    with db.connect_raw(autocommit=True) as c:
+        while time.monotonic() < deadline:
+            waiting = c.execute(
+                """SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                   AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query LIKE '%%pg_advisory_lock(%%'"""
+            ).fetchone()[0]
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("no run waited on the run lock")
 
 
 def _bulk_platform(db, users: int) -> None:
@@ -148,14 +173,19 @@ def _run_command(db, *args) -> subprocess.Popen:
 
 
 def test_a_run_killed_mid_write_changes_nothing_and_the_next_run_succeeds(db):
-    _bulk_platform(db, 150_000)
+    _bulk_platform(db, 20_000)
     before = readback.table_fingerprints(db, DATA_TABLES)
-    run = _run_command(db, "run", "--as-of", "2025-10-20T00:00:00Z")
-    writing = _wait_for_query(db, ("UPDATE users", "CREATE UNLOGGED TABLE \"mlm_staging_", "COPY \"mlm_staging"), run)
-    run.send_signal(signal.SIGKILL)
-    run.wait(30)
+    with db.connect_raw() as blocker:
+        # SHARE conflicts only with the ROW EXCLUSIVE lock an UPDATE of users takes: the run
+        # reads, stages and locks its rows, and its first statement to wait is the merging UPDATE.
+        blocker.execute("LOCK TABLE users IN SHARE MODE")
+        run = _run_command(db, "run", "--as-of", "2025-10-20T00:00:00Z")
+        waiting = _wait_for_query(db, ("WITH merged AS (",), run, waiting=True)
+        run.send_signal(signal.SIGKILL)  # the run dies in its merging UPDATE, its rows staged and locked
+        run.wait(30)
+        blocker.rollback()
     _wait_for_backends_to_end(db)
-    assert writing
+    assert "UPDATE users AS u SET" in waiting and '"mlm_staging_1_before" AS b' in waiting
     assert readback.table_fingerprints(db, DATA_TABLES) == before
     with db.connect_raw() as c:
         assert c.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'mlm_staging_%'").fetchone()[0] == 0
