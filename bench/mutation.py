@@ -1,0 +1,148 @@
+"""Mutation testing of the modules whose tests must catch any change: ``python -m bench.mutation``.
+
+Runs mutmut (``[tool.mutmut]`` in pyproject.toml holds the settings every module shares) in a
+copy of this repository, never in the working tree, one module at a time with the tests that
+cover it, one worker by default (two shared cores), and prints per module the mutants killed,
+survived and not checked, the score (killed / checked) and each survivor's name. ``mutmut show
+NAME`` in the module's copy shows a survivor's change; the score is recorded in the README.
+
+Not part of CI: a mutant costs a pytest session (about 5-20 s here), and there are hundreds.
+
+    python -m bench.mutation                       # every module below
+    python -m bench.mutation db/validate.py        # one
+    python -m bench.mutation db/validate.py --only 'db.validate.x__pioneer_failures*'
+
+The tests run against ``MLM_TEST_DATABASE_URL`` (or ``--database-url``), or else one embedded
+server started for the whole run; one migrated template database is made once and reused by
+every mutant's session (``MLM_TEST_TEMPLATE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# module -> the tests that cover it (fast ones; the subprocess kill tests are left out)
+TESTS = {
+    "db/validate.py": ["tests/db/test_checks_fire.py", "tests/db/test_faults.py", "-k", "not killed"],
+    "db/load.py": ["tests/db/test_load.py", "tests/db/test_fingerprints.py", "tests/db/test_checks_fire.py", "tests/db/test_faults.py", "-k", "not killed"],
+    "db/periods.py": ["tests/flows/test_flows.py", "tests/flows/test_close_monthly_stats.py", "tests/flows/test_reopen_refusals.py", "tests/flows/test_scheduled_close.py"],
+    "transforms/*": ["tests/transforms", "tests/test_scenarios.py"],
+}
+TEMPLATE = "mlm_mutation_template"
+_IGNORED = shutil.ignore_patterns(".git", "mutants", ".mlm", "__pycache__", "*.egg-info", ".hypothesis", ".pytest_cache")
+
+
+def _slug(module: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", module.lower()).strip("_")
+
+
+def _toml_value(value) -> str:
+    return json.dumps(value)  # a TOML basic string, list or number is valid JSON
+
+
+def prepare_copy(module: str, work: Path) -> Path:
+    """A copy of the repository for ``module``, its ``[tool.mutmut]`` narrowed to the module and
+    its tests (an existing copy is reused, so mutmut resumes where it stopped)."""
+    copy = work / _slug(module)
+    if not copy.exists():
+        shutil.copytree(REPO, copy, ignore=_IGNORED)
+    pyproject = (REPO / "pyproject.toml").read_text()
+    shared = tomllib.loads(pyproject).get("tool", {}).get("mutmut", {})
+    settings = {**shared, "only_mutate": [module], "pytest_add_cli_args_test_selection": TESTS[module]}
+    head = pyproject.split("\n[tool.mutmut]\n")[0]
+    table = "\n".join(f"{key} = {_toml_value(value)}" for key, value in settings.items())
+    (copy / "pyproject.toml").write_text(f"{head}\n[tool.mutmut]\n{table}\n")
+    return copy
+
+
+def _make_template(uri: str, copy: Path) -> None:
+    """The migrated template every test session clones (made with the copy's own migrations)."""
+    script = f"""
+import psycopg
+from db import migrate
+from db.connection import open_database, with_database_name
+with psycopg.connect({uri!r}, autocommit=True) as admin:
+    admin.execute('DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
+    admin.execute('CREATE DATABASE "{TEMPLATE}"')
+db = open_database(with_database_name({uri!r}, "{TEMPLATE}"))
+migrate.prepare(db.engine)
+db.engine.dispose()
+"""
+    subprocess.run([sys.executable, "-c", script], cwd=copy, check=True)
+
+
+def results(copy: Path) -> dict[str, list[str]]:
+    """Mutant names by status (killed, survived, not checked, ...), from ``mutmut results``."""
+    done = subprocess.run(["mutmut", "results", "--all", "true"], cwd=copy, capture_output=True, text=True, check=True)
+    by_status: dict[str, list[str]] = {}
+    for line in done.stdout.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if name:
+            by_status.setdefault(status, []).append(name)
+    return by_status
+
+
+def score_line(module: str, by_status: dict[str, list[str]]) -> str:
+    killed = len(by_status.get("killed", []))
+    survived = len(by_status.get("survived", []))
+    checked = sum(len(v) for k, v in by_status.items() if k != "not checked")
+    total = checked + len(by_status.get("not checked", []))
+    score = f"{100 * killed / checked:.1f}%" if checked else "-"
+    others = {k: len(v) for k, v in by_status.items() if k not in ("killed", "survived", "not checked")}
+    return f"{module}: {killed} killed, {survived} survived, {others or 'no other outcome'}, {total - checked} not checked of {total}; score {score} of those checked"
+
+
+@contextlib.contextmanager
+def _server(url: str | None):
+    if url:
+        yield url
+        return
+    from db.connection import embedded_server
+
+    with tempfile.TemporaryDirectory(prefix="mlm-mutation-pg") as folder, embedded_server(Path(folder) / "pgdata", quiet=True) as uri:
+        yield uri
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.mutation", description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", default=list(TESTS), help=f"modules to mutate (default: {', '.join(TESTS)})")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mlm-mutation", help="where the copies live")
+    parser.add_argument("--database-url", default=os.environ.get("MLM_TEST_DATABASE_URL"), help="PostgreSQL server for the tests")
+    parser.add_argument("--max-children", type=int, default=1)
+    parser.add_argument("--only", nargs="*", default=[], help="mutant names (globs) to run, e.g. 'db.validate.x__pioneer_failures*'")
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.modules if m not in TESTS]
+    if unknown:
+        parser.error(f"no tests are listed for {unknown}; known: {list(TESTS)}")
+    if shutil.which("mutmut") is None:
+        print("mutmut is not installed: python3 -m pip install -e '.[mutation]'", file=sys.stderr)
+        return 2
+    lines = []
+    with _server(args.database_url) as uri:
+        for module in args.modules:
+            copy = prepare_copy(module, args.work)
+            _make_template(uri, copy)
+            env = {**os.environ, "MLM_TEST_DATABASE_URL": uri, "MLM_TEST_TEMPLATE": TEMPLATE, "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING"}
+            subprocess.run(["mutmut", "run", "--max-children", str(args.max_children), *args.only], cwd=copy, env=env)
+            by_status = results(copy)
+            lines.append(score_line(module, by_status))
+            print(lines[-1])
+            for name in by_status.get("survived", []):
+                print(f"  survived: {name} (mutmut show {name}, in {copy})")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
