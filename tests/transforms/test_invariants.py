@@ -40,8 +40,9 @@ def assert_invariants(case: Case, result: Recomputed) -> None:
     # Exactly one row per user, in the state and in the documents.
     assert sorted(result.state["user_id"]) == user_ids
     assert sorted(result.documents["user_id"]) == user_ids
-    # The documents made a few users at a time (as the write makes them) are the whole frame's.
-    for batch_rows in (1, 3):
+    # The documents made a few users at a time (as the write makes them) are the whole frame's:
+    # one and three users a batch on the small cases, uneven batches of 997 on the large tree.
+    for batch_rows in (1, 3) if len(user_ids) <= 100 else (997,):
         assert_frame_equal(pl.concat(result.document_batches(batch_rows)), result.documents)
 
     # Every JSON column is a JSON object, on every row.
