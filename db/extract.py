@@ -58,13 +58,16 @@ def escaped_nul(text: str) -> str:
 def may_be_pioneer(column: str, *, is_json: bool) -> str:
     """SQL that is true for every ``mlmStatus`` in ``column`` that can hold a pioneer grant (or a
     pioneer key), without parsing it. Every platform default document names ``hasPioneerBonus``
-    (false), so naming the key is not enough: a grant also has a ``true`` in its text, and the
-    other pioneer keys appear only where a grant was written."""
+    (false), so naming the key is not enough: a grant has the key followed by ``true`` (JSON
+    allows only whitespace between; a founder's ``"isFounder": true`` is not one), and the other
+    pioneer keys appear only where a grant was written. An escaped key (``\\u``) is let through."""
     if is_json:
         text = f"{column}::text"
+        # The substring tests first: the pattern runs only on documents holding both words.
+        grant = f"""(strpos({text}, 'hasPioneerBonus') > 0 AND strpos({text}, 'true') > 0 AND {text} ~ '"hasPioneerBonus"\\s*:\\s*true')"""
         # ...and that jsonb can parse (an escaped NUL is bad input, refused by its userID)
         return (
-            f"NOT {escaped_nul(text)} AND ((strpos({text}, 'hasPioneerBonus') > 0 AND strpos({text}, 'true') > 0) OR "
+            f"NOT {escaped_nul(text)} AND ({grant} OR "
             + " OR ".join(f"strpos({text}, '{k}') > 0" for k in PIONEER_KEYS[1:])
             + f" OR strpos({text}, '\\u') > 0)"
         )
