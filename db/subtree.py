@@ -10,9 +10,12 @@ What the platform's schema allows (db/platform_schema.py, tests/db/platform_sche
   and the chain are found in Polars (:mod:`transforms.explain`). Walking *up* would use the
   unique ``telegramID`` index, but the links already hold the chain.
 * ``purchases`` has no index on ``"userID"``: the subtree's purchases cost one scan of
-  ``purchases`` (hashed ``= ANY`` over the subtree's userIDs). The same scan takes every
-  purchase at or above the pioneer minimum, so each user's first qualifying purchase (the
-  pioneer order is company-wide) comes from it too.
+  ``purchases`` (hashed ``= ANY`` over the subtree's userIDs). The pioneer order is
+  company-wide, but only its head decides who holds the open slots: a second scan, on the other
+  connection at the same time, keeps the earliest purchases at or above the minimum (a top-N
+  sort, no aggregate over every buyer), enough of them to fill the open slots with users of the
+  tree; a later candidate's own purchase comes from the subtree's scan. When the subtree is
+  most of the tree, every purchase is aggregated instead, as the nightly run does.
 * The stored pioneer grants sit in ``mlmStatus``: the links scan screens every document for a
   pioneer key without parsing it (the extract's own screen), and only those users' rows are read
   in full, with the subtree's, by the primary key.
@@ -23,6 +26,7 @@ user's inputs here are exactly the nightly run's.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -55,13 +59,46 @@ WHERE u."userID" = ANY('{extract._bigint_array(user_ids)}'::int[])
 
 
 def purchases_sql(user_ids: pl.Series | None) -> str:
-    """The extract's per-user-month aggregates for ``user_ids`` (None: every buyer), and for
-    everyone else only the purchases at or above the pioneer minimum (their candidates)."""
-    if user_ids is None:
-        chosen = "true"
-    else:
-        chosen = f"""("userID" = ANY('{extract._bigint_array(user_ids)}'::int[]) OR "packPrice" >= $2::numeric)"""
+    """The extract's per-user-month aggregates for ``user_ids`` (None: every buyer)."""
+    chosen = "true" if user_ids is None else f""""userID" = ANY('{extract._bigint_array(user_ids)}'::int[])"""
     return extract.MONTH_AGGREGATES_SQL.format(ranges=chosen, no_buyer=extract.NO_BUYER)
+
+
+# The earliest purchases at or above the pioneer minimum, in the pioneer order (the extract's
+# candidate: valid, before the cut-off; a NULL buyer is no user's). A top-N sort of one scan.
+EARLIEST_CANDIDATES_SQL = """
+SELECT "userID"::bigint AS user_id, "purchaseID"::bigint AS candidate_id,
+       (extract(epoch FROM "createdAt") * 1000000)::bigint AS candidate_at_us
+FROM purchases
+WHERE "createdAt" < $1::timestamp AND "packPrice" >= $2::numeric AND "userID" IS NOT NULL
+ORDER BY "createdAt", "purchaseID"
+LIMIT {limit}
+"""
+EARLIEST_COLUMNS = {"user_id": pl.Int64, "candidate_id": pl.Int64, "candidate_at_us": pl.Int64}
+# The first try reads this many rows, or so many per open slot (a user may buy several packs
+# at or above the minimum); each further try reads 8 times as many.
+FIRST_LIMIT = 1024
+ROWS_PER_OPEN_SLOT = 4
+
+
+def earliest_candidates(cursor, cut_off: str, min_price: str, eligible: pl.Series, open_slots: int) -> tuple[pl.DataFrame, tuple[int, int] | None]:
+    """The head of the pioneer order: each ``eligible`` user's first purchase at or above the
+    minimum (CANDIDATE_COLUMNS), for every such user whose first one comes before the last row
+    read, with enough of them to fill ``open_slots``; and that last row's (time in µs, purchaseID),
+    the bound the list is complete up to (None: every candidate was read)."""
+    if open_slots == 0:  # the stored grants hold every slot: nobody is granted, nothing is read
+        return pl.DataFrame(schema=CANDIDATE_COLUMNS), (-1, -1)
+    eligible_users = pl.DataFrame({"user_id": eligible.cast(pl.Int64)})
+    limit = max(FIRST_LIMIT, ROWS_PER_OPEN_SLOT * open_slots, 1)
+    while True:
+        rows = extract._frame(cursor, EARLIEST_CANDIDATES_SQL.format(limit=limit), (cut_off, min_price), EARLIEST_COLUMNS)
+        firsts = extract.pioneer_candidates(rows, eligible_users)
+        if rows.height < limit:
+            return firsts, None
+        if firsts.height >= open_slots:
+            last = rows.row(rows.height - 1, named=True)
+            return firsts, (last["candidate_at_us"], last["candidate_id"])
+        limit *= 8
 
 
 # Above this share of all users, the subtree's purchases are read without the userID list: the
@@ -72,15 +109,17 @@ WHOLE_TABLE_SHARE = 0.5
 @dataclass(frozen=True)
 class Part:
     """What was read: ``links`` (every user: LINK_COLUMNS), ``users`` (USER_INPUT_COLUMNS of the
-    users asked for and of every possible stored pioneer), ``months`` (one row per buyer and
-    month: the subtree's buyers in full, others' purchases at or above the pioneer minimum only),
-    ``candidates`` (each existing user's first purchase at or above the minimum), and the
-    seconds each read took."""
+    users asked for and of every possible stored pioneer), ``monthly_volumes`` (one row per
+    buyer and month, of the users asked for), ``candidates`` (first purchases at or above the
+    minimum: of the users asked for and of every possible stored pioneer, and the head of the
+    pioneer order), ``complete_until`` (the candidates are every eligible user's up to this
+    (time in µs, purchaseID); None: everyone's), and the seconds each read took."""
 
     links: pl.DataFrame
     users: pl.DataFrame
     monthly_volumes: pl.DataFrame
     candidates: pl.DataFrame
+    complete_until: tuple[int, int] | None
     seconds: dict[str, float]
 
 
@@ -90,12 +129,11 @@ def read_links(cursor) -> tuple[pl.DataFrame, dict[str, str]]:
     return extract._frame(cursor, links_sql(column_types), (), LINK_COLUMNS), column_types
 
 
-def read_part(db: Database, as_of: datetime, pioneer_min_purchase_cents: int, choose) -> Part:
-    """One snapshot: the links first, then ``choose(links)`` (a Series of userIDs: the subtree
-    and chain to read in full), then those users and their purchases, the purchases on a second
-    connection sharing the snapshot while this one reads the users."""
-    import time
-
+def read_part(db: Database, as_of: datetime, pioneer_min_purchase_cents: int, pioneer_slots: int, choose) -> Part:
+    """One snapshot: the links first, then ``choose(links)`` (two Series of userIDs: the subtree
+    and chain to read in full, and the users of the tree, who may be pioneers), then those users
+    and their purchases on a second connection sharing the snapshot, while this one reads the
+    users and the head of the pioneer order."""
     cut_off = extract.naive_utc(as_of)
     min_price = f"{pioneer_min_purchase_cents // 100}.{pioneer_min_purchase_cents % 100:02d}"
     seconds: dict[str, float] = {}
@@ -103,22 +141,32 @@ def read_part(db: Database, as_of: datetime, pioneer_min_purchase_cents: int, ch
         started = time.perf_counter()
         links, column_types = read_links(cursor)
         seconds["links"] = time.perf_counter() - started
-        chosen = choose(links).cast(pl.Int64)
+        chosen, in_tree = choose(links)
+        chosen = chosen.cast(pl.Int64)
         whole = chosen.len() > WHOLE_TABLE_SHARE * max(links.height, 1)
+        possible_pioneers = links.filter(pl.col("may_be_pioneer"))["user_id"]
+        wanted = pl.concat([chosen, possible_pioneers]).unique().sort()
         started = time.perf_counter()
-        reading = helper.submit(_timed, extract._frame, purchases_sql(None if whole else chosen), (cut_off, min_price), extract.MONTH_COLUMNS)
-        wanted = pl.concat([chosen, links.filter(pl.col("may_be_pioneer"))["user_id"]]).unique().sort()
+        # A stored grant without its time or purchase takes them from its own first purchase.
+        reading = helper.submit(_timed, extract._frame, purchases_sql(None if whole else wanted), (cut_off, min_price), extract.MONTH_COLUMNS)
         users = extract._frame(cursor, users_by_id_sql(column_types, wanted), (), USER_INPUT_COLUMNS)
         seconds["users"] = time.perf_counter() - started
+        head, complete_until = pl.DataFrame(schema=CANDIDATE_COLUMNS), None
+        if not whole:
+            started = time.perf_counter()
+            open_slots = max(0, pioneer_slots - int(users["has_pioneer_bonus"].fill_null(False).sum()))
+            stored = users.filter(pl.col("has_pioneer_bonus").fill_null(False))["user_id"]
+            eligible = in_tree.cast(pl.Int64).filter(~in_tree.cast(pl.Int64).is_in(stored.implode()))
+            head, complete_until = earliest_candidates(cursor, cut_off, min_price, eligible, open_slots)
+            seconds["pioneer_order"] = time.perf_counter() - started
         months, seconds["purchases"] = reading.result()
-    candidates = extract.pioneer_candidates(months, links).cast(CANDIDATE_COLUMNS)
+    own = extract.pioneer_candidates(months, links)
+    candidates = pl.concat([head.cast(CANDIDATE_COLUMNS), own.cast(CANDIDATE_COLUMNS)]).unique("user_id", keep="first").sort("purchased_at", "purchase_id")
     volumes = months.filter(pl.col("user_id").is_in(chosen.implode())).select(list(MONTHLY_VOLUME_COLUMNS)).cast(MONTHLY_VOLUME_COLUMNS)
-    return Part(links=links, users=users, monthly_volumes=volumes, candidates=candidates, seconds=seconds)
+    return Part(links=links, users=users, monthly_volumes=volumes, candidates=candidates, complete_until=complete_until, seconds=seconds)
 
 
 def _timed(cursor, fn, *args):
-    import time
-
     started = time.perf_counter()
     result = fn(cursor, *args)
     return result, time.perf_counter() - started

@@ -52,7 +52,7 @@ def computed_part(db: Database, plan: Plan, user_id: int, *, as_of: datetime, pe
     """Read and compute the user's part; a dict saying why when the user is not in the tree."""
     found: dict = {}
 
-    def choose(links: pl.DataFrame) -> pl.Series:
+    def choose(links: pl.DataFrame) -> tuple[pl.Series, pl.Series]:
         if links.filter(pl.col("user_id") == user_id).is_empty():
             raise UnknownUser(f"no user has userID {user_id}")
         tree = referral_tree(links, root_telegram_id)
@@ -61,13 +61,13 @@ def computed_part(db: Database, plan: Plan, user_id: int, *, as_of: datetime, pe
         found["tree"] = tree
         node = ex.node_of(tree, user_id)
         if node is None:
-            return pl.Series([user_id], dtype=pl.Int64)
+            return pl.Series([user_id], dtype=pl.Int64), tree.nodes["user_id"]
         found["node"] = node
         members = pl.concat([ex.subtree(tree, node)["node"], ex.sponsor_chain(tree, node)["node"]])
         found["chosen"] = tree.nodes["user_id"].gather(members)
-        return found["chosen"]
+        return found["chosen"], tree.nodes["user_id"]
 
-    read = reads.read_part(db, as_of, plan.pioneer_min_purchase_cents, choose)
+    read = reads.read_part(db, as_of, plan.pioneer_min_purchase_cents, plan.pioneer_slots, choose)
     tree = found["tree"]
     if "node" not in found:
         reasons = [p.as_dict() for p in tree.problems if user_id in p.ids or user_id in p.detached_ids]
@@ -260,7 +260,7 @@ def _active_partners(part: Part, user: dict, plan: Plan) -> dict:
 
 
 def _pioneer(part: Part, user: dict, plan: Plan) -> dict:
-    order = ex.pioneer_order(part.candidates, part.granted, user["user_id"])
+    order = ex.pioneer_order(part.candidates, part.granted, user["user_id"], part.read.complete_until)
     base = {"slots": plan.pioneer_slots, "pioneers": part.granted.height, "min_purchase": usd(plan.pioneer_min_purchase_cents)}
     if user["pioneer_number"] is not None:
         why = "stored grant (permanent)" if not user["is_new_pioneer"] else "granted now: its purchase came before the slots ran out"
@@ -275,10 +275,17 @@ def _pioneer(part: Part, user: dict, plan: Plan) -> dict:
         why = f"no single purchase of at least {usd(plan.pioneer_min_purchase_cents)} before the cut-off"
     else:
         c = order["candidate"]
+        new_grants = part.granted.height - order["stored_grants"]
+        taken = f"{order['stored_grants']} stored grants"
+        if order["last_new_grant"]:
+            last = order["last_new_grant"]
+            taken += f" and {new_grants} earlier candidates (the last: purchaseID {last['purchase_id']} at {last['purchased_at']})"
         why = (
             f"its first purchase of at least {usd(plan.pioneer_min_purchase_cents)} (purchaseID {c['purchase_id']} at {c['purchased_at']}) "
-            f"came after {order['candidates_before']} earlier candidates and {order['stored_grants']} stored grants had taken the {plan.pioneer_slots} slots"
+            f"came after {taken} had taken the {plan.pioneer_slots} slots"
         )
+        if order["candidates_before"] is not None:  # known where every earlier candidate was read
+            why += f"; {order['candidates_before']} candidates came before it"
     return base | {"is_pioneer": False, "candidate": order["candidate"], "why": why}
 
 

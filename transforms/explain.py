@@ -117,12 +117,16 @@ def blocking_requirements(requirements: list[dict], user: dict, plan: Plan) -> d
     return {"rank": target["rank"], "unmet": unmet, "needs_activity": inactive and not unmet}
 
 
-def pioneer_order(candidates: pl.DataFrame, granted: pl.DataFrame, user_id: int) -> dict:
+def pioneer_order(candidates: pl.DataFrame, granted: pl.DataFrame, user_id: int, complete_until: tuple[int, int] | None = None) -> dict:
     """The user's place among the pioneer candidates: its qualifying purchase (or none), how many
-    candidates not yet granted came before it, and how many grants were held before them.
+    candidates not yet granted came before it, how many grants were held before them, and the
+    latest new grant.
 
     ``candidates``: one row per user in the tree (``user_id``, ``purchase_id``,
-    ``purchased_at``); ``granted``: what :func:`transforms.pioneers.pioneers` returned."""
+    ``purchased_at``), every one of them, or (``complete_until``: a (time in µs, purchaseID))
+    only those up to that purchase and the user's own; a user whose purchase comes after it has
+    no known count before it (``candidates_before`` None). ``granted``: what
+    :func:`transforms.pioneers.pioneers` returned."""
     own = candidates.filter(pl.col("user_id") == user_id)
     if own.is_empty():
         return {"candidate": None}
@@ -131,8 +135,13 @@ def pioneer_order(candidates: pl.DataFrame, granted: pl.DataFrame, user_id: int)
     before = waiting.filter(
         (pl.col("purchased_at") < purchased_at) | ((pl.col("purchased_at") == purchased_at) & (pl.col("purchase_id") < purchase_id))
     ).height
+    at_us = int(own.select(pl.col("purchased_at").dt.epoch("us")).item())
+    counted = complete_until is None or (at_us, int(purchase_id)) <= complete_until
+    new = granted.filter(pl.col("is_new_pioneer")).sort("pioneer_granted_at", "pioneer_purchase_id").tail(1)
+    last_new = None if new.is_empty() else {"purchase_id": int(new["pioneer_purchase_id"][0]), "purchased_at": new["pioneer_granted_at"][0]}
     return {
         "candidate": {"purchase_id": int(purchase_id), "purchased_at": purchased_at.isoformat()},
-        "candidates_before": before,
+        "candidates_before": before if counted else None,
+        "last_new_grant": last_new,
         "stored_grants": int(granted.filter(~pl.col("is_new_pioneer")).height),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from db import extract
+from db import subtree as reads
 from flows.config import load_plan
 from flows.explain import UnknownUser, explain, explain_lines
 from tests.flows.scenario_db import load_scenario, tables_fingerprint
@@ -101,6 +102,57 @@ def test_explain_pioneers_number_company_wide_and_say_why_not(db):
     assert "taken the 50 slots" in late["pioneer"]["why"]
     below = _explain(db, scenario, 54)  # 4999.99: never a candidate
     assert below["pioneer"]["candidate"] is None and "no single purchase of at least 5000.00" in below["pioneer"]["why"]
+
+
+@pytest.mark.parametrize("rows_per_open_slot, tries_read, late_why", [
+    (0, ["1", "8", "64"], "candidates came before it"),  # grows past one user a try; ends having read all
+    (1, ["49"], "earlier candidates (the last: purchaseID"),  # one row per open slot: the head only, late users after it
+])  # fmt: skip
+def test_explain_reads_only_the_head_of_the_pioneer_order_and_still_numbers_as_the_nightly_run(db, monkeypatch, rows_per_open_slot, tries_read, late_why):
+    """With the head of the pioneer order read a few rows at a time, every user's pioneer status
+    is still the nightly run's; a candidate after the head is told by the last new grant, not by
+    a count nobody read."""
+    scenario = load_scenario(db, "pioneers")
+    monkeypatch.setattr(reads, "FIRST_LIMIT", 1)
+    monkeypatch.setattr(reads, "ROWS_PER_OPEN_SLOT", rows_per_open_slot)
+    tries = []
+    real_frame = extract._frame
+
+    def counted_frame(cursor, sql, *rest):
+        if "LIMIT" in sql:
+            tries.append(sql.split("LIMIT")[1].strip())
+        return real_frame(cursor, sql, *rest)
+
+    monkeypatch.setattr(extract, "_frame", counted_frame)
+    state = _nightly_state(db, scenario)
+    for row in state.iter_rows(named=True):
+        tries.clear()
+        report = _explain(db, scenario, row["user_id"])
+        assert report["pioneer"].get("number") == row["pioneer_number"], row["user_id"]
+        assert report["pioneer"]["pioneers"] == state["pioneer_number"].count()
+    tries.clear()
+    late = _explain(db, scenario, 52)
+    assert tries == tries_read
+    assert late["pioneer"]["candidate"]["purchase_id"] == 520 and late_why in late["pioneer"]["why"]
+    assert "taken the 50 slots" in late["pioneer"]["why"]
+    assert ("candidates came before it" in late["pioneer"]["why"]) == (rows_per_open_slot == 0)
+
+
+def test_explain_reads_no_pioneer_order_when_the_stored_grants_hold_every_slot(db, monkeypatch):
+    scenario = load_scenario(db, "pioneers")  # one stored grant (userID 2)
+    plan = load_plan().with_overrides({**scenario.plan, "pioneer_slots": 1})
+    monkeypatch.setattr(extract, "_frame", _refusing_limits(extract._frame))
+    late = explain(db, plan, 52, as_of=scenario.as_of, period=period_of(scenario.as_of), root_telegram_id=scenario.root_telegram_id)
+    assert late["pioneer"]["pioneers"] == 1 and late["pioneer"]["is_pioneer"] is False
+    assert "came after 1 stored grants had taken the 1 slots" in late["pioneer"]["why"], late["pioneer"]["why"]
+
+
+def _refusing_limits(frame):
+    def refusing(cursor, sql, *rest):
+        assert "LIMIT" not in sql, "the pioneer order was read though no slot is open"
+        return frame(cursor, sql, *rest)
+
+    return refusing
 
 
 def test_explain_of_an_orphan_and_of_an_unknown_user(db):
