@@ -145,6 +145,48 @@ def test_each_check_refuses_the_corruption_it_guards(platform, monkeypatch, caps
     _failed_run(platform, capsys, expected, before, untouched)
 
 
+# A merge that got one column wrong: the failure names that column (what a person fixes).
+NAMED = {
+    "an owned mlmStatus key": (
+        """UPDATE users SET "mlmStatus" = ("mlmStatus"::jsonb || '{"lastActiveMonth": "1999-01"}')::json WHERE "userID" = 2""",
+        "stored_equals_computed", "stored differs from computed: mlmStatus",
+    ),
+    "an owned mlmVolumes key": (
+        """UPDATE users SET "mlmVolumes" = ("mlmVolumes"::jsonb || '{"monthlyPV": "9.99"}')::json WHERE "userID" = 2""",
+        "stored_equals_computed", "stored differs from computed: mlmVolumes",
+    ),
+    "an owned column": ("""UPDATE users SET "isActive" = NOT "isActive" WHERE "userID" = 2""", "stored_equals_computed", "stored differs from computed: isActive"),
+    "a foreign mlmStatus key": (
+        """UPDATE users SET "mlmStatus" = ("mlmStatus"::jsonb || '{"isFounder": false}')::json WHERE "userID" = 2""",
+        "foreign_keys_kept", "changed what it does not own: mlmStatus",
+    ),
+    "a foreign mlmVolumes key": (
+        """UPDATE users SET "mlmVolumes" = ("mlmVolumes"::jsonb - 'autoship')::json WHERE "userID" = 2""",
+        "foreign_keys_kept", "changed what it does not own: mlmVolumes",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(NAMED))
+def test_a_failure_names_the_column_that_differs(platform, monkeypatch, capsys, case):
+    merged, check, detail = NAMED[case]
+    before, untouched = readback.stored_users(platform), readback.table_fingerprints(platform, UNTOUCHED)
+    _merged_then(monkeypatch, merged)
+    _failed_run(platform, capsys, {(2, check)}, before, untouched)
+    with platform.connect_raw() as c:
+        assert c.execute("SELECT detail FROM mlm_validation_failures WHERE run_id = 1").fetchall() == [(detail,)]
+
+
+def test_a_user_without_a_rank_is_written_the_entry_rank_and_passes_every_check(platform, capsys):
+    # The platform's "rank" may be NULL: it counts as the entry rank, which is not a fall.
+    with platform.connect_raw() as c:
+        c.execute("""UPDATE users SET "rank" = NULL WHERE "userID" = 3""")
+    assert cli.main(RUN) == cli.EXIT_OK, capsys.readouterr().err
+    with platform.connect_raw() as c:
+        assert c.execute("SELECT status, verified FROM mlm_runs").fetchall() == [("succeeded", True)]
+    assert readback.stored_users(platform)[3]["rank"] == load_plan().rank_names[0]
+
+
 def test_pioneer_slots_fire_when_the_pioneers_outnumber_the_plans_slots(platform, monkeypatch, capsys, tmp_path):
     # A plan of one slot: user 3's pack makes it the one pioneer; a second, numbered 2 and counted
     # by the root (so numbering and counter hold), is one more than the slots.
