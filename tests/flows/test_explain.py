@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
 from db import extract
@@ -143,7 +144,9 @@ def test_explain_reads_only_the_head_of_the_pioneer_order_and_still_numbers_as_t
 
     monkeypatch.setattr(extract, "_frame", counted_frame)
     state = _nightly_state(db, scenario)
-    for row in state.iter_rows(named=True):
+    # the stored grant, the tie, the last slots and those after them, and every sixth user
+    some = state.filter((pl.col("user_id") % 6 == 0) | pl.col("user_id").is_in([2, 10, 11, 49, 50, 51, 52, 53, 54]))
+    for row in some.iter_rows(named=True):
         tries.clear()
         report = _explain(db, scenario, row["user_id"])
         assert report["pioneer"].get("number") == row["pioneer_number"], row["user_id"]
