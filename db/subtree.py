@@ -11,11 +11,13 @@ What the platform's schema allows (db/platform_schema.py, tests/db/platform_sche
   unique ``telegramID`` index, but the links already hold the chain.
 * ``purchases`` has no index on ``"userID"``: the subtree's purchases cost one scan of
   ``purchases`` (hashed ``= ANY`` over the subtree's userIDs). The pioneer order is
-  company-wide, but only its head decides who holds the open slots: a second scan, on the other
-  connection at the same time, keeps the earliest purchases at or above the minimum (a top-N
-  sort, no aggregate over every buyer), enough of them to fill the open slots with users of the
-  tree; a later candidate's own purchase comes from the subtree's scan. When the subtree is
-  most of the tree, every purchase is aggregated instead, as the nightly run does.
+  company-wide, but only its head decides who holds the open slots: a top-N scan (no aggregate
+  over every buyer) keeps the earliest purchases at or above the minimum, enough of them to fill
+  the open slots with users of the tree, or none when the stored grants hold every slot; a later
+  candidate's own purchase comes from the subtree's scan. When the subtree is most of the tree,
+  every purchase is aggregated instead, as the nightly run does.
+* Each scan of a whole table is split by heap pages between this connection and a second one in
+  the same snapshot (``extract.heap_halves``): PostgreSQL runs a statement on one core.
 * The stored pioneer grants sit in ``mlmStatus``: the links scan screens every document for a
   pioneer key without parsing it (the extract's own screen), and only those users' rows are read
   in full, with the subtree's, by the primary key.
