@@ -164,17 +164,45 @@ NAMED = {
         """UPDATE users SET "mlmVolumes" = ("mlmVolumes"::jsonb - 'autoship')::json WHERE "userID" = 2""",
         "foreign_keys_kept", "changed what it does not own: mlmVolumes",
     ),
+    "a column it does not own": (
+        """UPDATE users SET "email" = 'moved@example.com' WHERE "userID" = 2""",
+        "foreign_keys_kept", "changed what it does not own: columns the recompute does not own",
+    ),
 }  # fmt: skip
+# ...and a compute stage that staged a key the recompute does not own (the merge writes it too)
+NAMED_STAGED = {
+    "a staged mlmStatus key": (
+        """UPDATE {table} SET mlm_status = mlm_status || '{{"isFounder": false}}' WHERE user_id = 2""",
+        "changed what it does not own: mlmStatus, staged mlmStatus",
+    ),
+    "a staged mlmVolumes key": (
+        """UPDATE {table} SET mlm_volumes = mlm_volumes || '{{"autoship": null}}' WHERE user_id = 2""",
+        "changed what it does not own: mlmVolumes, staged mlmVolumes",
+    ),
+}
 
 
-@pytest.mark.parametrize("case", list(NAMED))
+@pytest.mark.parametrize("case", list(NAMED) + list(NAMED_STAGED))
 def test_a_failure_names_the_column_that_differs(platform, monkeypatch, capsys, case):
-    merged, check, detail = NAMED[case]
+    if case in NAMED:
+        merged, check, detail = NAMED[case]
+        _merged_then(monkeypatch, merged)
+    else:
+        (staged, detail), check = NAMED_STAGED[case], "foreign_keys_kept"
+        _staged_then(monkeypatch, staged)
     before, untouched = readback.stored_users(platform), readback.table_fingerprints(platform, UNTOUCHED)
-    _merged_then(monkeypatch, merged)
     _failed_run(platform, capsys, {(2, check)}, before, untouched)
     with platform.connect_raw() as c:
         assert c.execute("SELECT detail FROM mlm_validation_failures WHERE run_id = 1").fetchall() == [(detail,)]
+
+
+def test_a_user_without_a_rank_failing_another_check_is_not_said_to_have_fallen(platform, monkeypatch, capsys):
+    # Naming what failed reads the NULL rank as the entry rank too: one failure, not a fall.
+    with platform.connect_raw() as c:
+        c.execute("""UPDATE users SET "rank" = NULL WHERE "userID" = 3""")
+    before, untouched = readback.stored_users(platform), readback.table_fingerprints(platform, UNTOUCHED)
+    _merged_then(monkeypatch, """UPDATE users SET "isActive" = NOT "isActive" WHERE "userID" = 3""")
+    _failed_run(platform, capsys, {(3, "stored_equals_computed")}, before, untouched)
 
 
 def test_a_user_without_a_rank_is_written_the_entry_rank_and_passes_every_check(platform, capsys):
