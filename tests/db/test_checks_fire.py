@@ -171,6 +171,7 @@ NAMED = {
 }  # fmt: skip
 # ...and a compute stage that staged a key the recompute does not own (the merge writes it too)
 NAMED_STAGED = {
+    "a document that is not an object": ("""UPDATE {table} SET total_volume = '[]' WHERE user_id = 2""", "a JSON column is not an object after the write"),
     "a staged mlmStatus key": (
         """UPDATE {table} SET mlm_status = mlm_status || '{{"isFounder": false}}' WHERE user_id = 2""",
         "changed what it does not own: mlmStatus, staged mlmStatus",
@@ -188,7 +189,7 @@ def test_a_failure_names_the_column_that_differs(platform, monkeypatch, capsys, 
         merged, check, detail = NAMED[case]
         _merged_then(monkeypatch, merged)
     else:
-        (staged, detail), check = NAMED_STAGED[case], "foreign_keys_kept"
+        (staged, detail), check = NAMED_STAGED[case], "foreign_keys_kept" if "key" in case else "has_documents"
         _staged_then(monkeypatch, staged)
     before, untouched = readback.stored_users(platform), readback.table_fingerprints(platform, UNTOUCHED)
     _failed_run(platform, capsys, {(2, check)}, before, untouched)
