@@ -325,24 +325,6 @@ def _frame(cursor, sql: str, parameters: tuple, schema: dict) -> pl.DataFrame:
     return frame.cast({name: dtype for name, dtype in schema.items() if name in frame.columns})
 
 
-HEAP_PAGES_SQL = """
-SELECT current_setting('server_version_num')::int >= 140000, pg_relation_size($1::regclass) / current_setting('block_size')::int
-"""
-
-
-def heap_halves(cursor, table: str) -> tuple[str, str] | None:
-    """Two conditions on ``ctid`` that split ``table``'s heap by page into halves, so that two
-    connections scan it at once (a TID range scan, PostgreSQL 14 and later; None before, or
-    for a table of under two pages). The second half has no end: pages added since are in it,
-    and rows the snapshot sees cannot be on pages a VACUUM truncated."""
-    cursor.execute(with_literals(HEAP_PAGES_SQL, (table,)))
-    has_tid_ranges, pages = cursor.fetchone()
-    if not has_tid_ranges or pages < 2:
-        return None
-    middle = f"'({pages // 2},0)'::tid"
-    return f"ctid < {middle}", f"ctid >= {middle}"
-
-
 def _bigint_array(values) -> str:
     return "{" + ",".join(str(int(v)) for v in values) + "}"
 

@@ -16,8 +16,6 @@ What the platform's schema allows (db/platform_schema.py, tests/db/platform_sche
   the open slots with users of the tree, or none when the stored grants hold every slot; a later
   candidate's own purchase comes from the subtree's scan. When the subtree is most of the tree,
   every purchase is aggregated instead, as the nightly run does.
-* Each scan of a whole table is split by heap pages between this connection and a second one in
-  the same snapshot (``extract.heap_halves``): PostgreSQL runs a statement on one core.
 * The stored pioneer grants sit in ``mlmStatus``: the links scan screens every document for a
   pioneer key without parsing it (the extract's own screen), and only those users' rows are read
   in full, with the subtree's, by the primary key.
@@ -60,11 +58,10 @@ WHERE u."userID" = ANY('{extract._bigint_array(user_ids)}'::int[])
 """
 
 
-def purchases_sql(user_ids: pl.Series | None, rows: str = "true") -> str:
-    """The extract's per-user-month aggregates for ``user_ids`` (None: every buyer), of the
-    purchases ``rows`` (SQL) selects."""
+def purchases_sql(user_ids: pl.Series | None) -> str:
+    """The extract's per-user-month aggregates for ``user_ids`` (None: every buyer)."""
     chosen = "true" if user_ids is None else f""""userID" = ANY('{extract._bigint_array(user_ids)}'::int[])"""
-    return extract.MONTH_AGGREGATES_SQL.format(ranges=f"{chosen} AND {rows}", no_buyer=extract.NO_BUYER)
+    return extract.MONTH_AGGREGATES_SQL.format(ranges=chosen, no_buyer=extract.NO_BUYER)
 
 
 # The earliest purchases at or above the pioneer minimum, in the pioneer order (the extract's
@@ -126,85 +123,48 @@ class Part:
     seconds: dict[str, float]
 
 
-def read_links(cursor, helper: extract.Helper) -> tuple[pl.DataFrame, dict[str, str]]:
-    """Every user's link (LINK_COLUMNS) and the users table's column types; the heap is read in
-    halves, one on each connection, where the server can (the scan is explain's largest read)."""
+def read_links(cursor) -> tuple[pl.DataFrame, dict[str, str]]:
     cursor.execute(extract.COLUMN_TYPES_SQL)
     column_types = dict(cursor.fetchall())
-    halves = extract.heap_halves(cursor, "users")
-    if halves is None:
-        return extract._frame(cursor, links_sql(column_types), (), LINK_COLUMNS), column_types
-    other = helper.submit(extract._frame, f"{links_sql(column_types)} WHERE {halves[1]}", (), LINK_COLUMNS)
-    mine = extract._frame(cursor, f"{links_sql(column_types)} WHERE {halves[0]}", (), LINK_COLUMNS)
-    return pl.concat([mine, other.result()]), column_types
-
-
-def read_months(cursor, helper: extract.Helper, user_ids: pl.Series | None, cut_off: str, min_price: str, between=None) -> pl.DataFrame:
-    """The per-user-month aggregates of ``user_ids`` (None: everyone), the purchases heap in two
-    halves, one on the helper, the other here after ``between(cursor)`` (work for this connection
-    while the helper scans). A user's month found in both halves is added up again here."""
-    halves = extract.heap_halves(cursor, "purchases")
-    if halves is None:
-        other = helper.submit(extract._frame, purchases_sql(user_ids), (cut_off, min_price), extract.MONTH_COLUMNS)
-        if between:
-            between(cursor)
-        return other.result()
-    half = [purchases_sql(user_ids, rows) for rows in halves]
-    other = helper.submit(extract._frame, half[1], (cut_off, min_price), extract.MONTH_COLUMNS)
-    if between:
-        between(cursor)
-    both = pl.concat([extract._frame(cursor, half[0], (cut_off, min_price), extract.MONTH_COLUMNS), other.result()])
-    return (
-        both.sort("candidate_at_us", "candidate_id", nulls_last=True)
-        .group_by("user_id", "month")
-        .agg(pl.col("volume_cents").sum(), pl.col("candidate_at_us").first(), pl.col("candidate_id").first())
-        .select(list(extract.MONTH_COLUMNS))
-    )
+    return extract._frame(cursor, links_sql(column_types), (), LINK_COLUMNS), column_types
 
 
 def read_part(db: Database, as_of: datetime, pioneer_min_purchase_cents: int, pioneer_slots: int, choose) -> Part:
     """One snapshot: the links first, then ``choose(links)`` (two Series of userIDs: the subtree
-    and chain to read in full, and the users of the tree, who may be pioneers), then those users,
-    the head of the pioneer order and the subtree's purchases, each scan shared by this
-    connection and a second one in the same snapshot (two cores)."""
+    and chain to read in full, and the users of the tree, who may be pioneers), then their
+    purchases on a second connection sharing the snapshot while this one reads those users and
+    the head of the pioneer order."""
     cut_off = extract.naive_utc(as_of)
     min_price = f"{pioneer_min_purchase_cents // 100}.{pioneer_min_purchase_cents % 100:02d}"
     seconds: dict[str, float] = {}
+    head, complete_until = pl.DataFrame(schema=CANDIDATE_COLUMNS), None
     with extract.snapshot(db) as cursor, extract.helper_in_snapshot(db, cursor) as helper:
         started = time.perf_counter()
-        links, column_types = read_links(cursor, helper)
+        links, column_types = read_links(cursor)
         seconds["links"] = time.perf_counter() - started
         chosen, in_tree = choose(links)
-        chosen = chosen.cast(pl.Int64)
+        chosen, in_tree = chosen.cast(pl.Int64), in_tree.cast(pl.Int64)
         whole = chosen.len() > WHOLE_TABLE_SHARE * max(links.height, 1)
-        possible_pioneers = links.filter(pl.col("may_be_pioneer"))["user_id"]
         # A stored grant without its time or purchase takes them from its own first purchase.
-        wanted = pl.concat([chosen, possible_pioneers]).unique().sort()
-        read: dict = {"head": pl.DataFrame(schema=CANDIDATE_COLUMNS), "complete_until": None}
-
-        def users_and_pioneer_order(cursor) -> None:
-            started = time.perf_counter()
-            if whole:  # most users: one scan, not a key lookup each
-                read["users"] = extract._frame(cursor, extract.users_sql(column_types), (), USER_INPUT_COLUMNS).filter(pl.col("user_id").is_in(wanted.implode()))
-            else:
-                read["users"] = extract._frame(cursor, users_by_id_sql(column_types, wanted), (), USER_INPUT_COLUMNS)
-            seconds["users"] = time.perf_counter() - started
-            if not whole:
-                started = time.perf_counter()
-                users = read["users"]
-                stored = users.filter(pl.col("has_pioneer_bonus").fill_null(False))["user_id"]
-                open_slots = max(0, pioneer_slots - stored.len())
-                eligible = in_tree.cast(pl.Int64).filter(~in_tree.cast(pl.Int64).is_in(stored.implode()))
-                read["head"], read["complete_until"] = earliest_candidates(cursor, cut_off, min_price, eligible, open_slots)
-                seconds["pioneer_order"] = time.perf_counter() - started
-
+        wanted = pl.concat([chosen, links.filter(pl.col("may_be_pioneer"))["user_id"]]).unique().sort()
         started = time.perf_counter()
-        months = read_months(cursor, helper, None if whole else wanted, cut_off, min_price, between=users_and_pioneer_order)
-        seconds["purchases"] = time.perf_counter() - started
+        reading = helper.submit(_timed, extract._frame, purchases_sql(None if whole else wanted), (cut_off, min_price), extract.MONTH_COLUMNS)
+        if whole:  # most users: one scan, not a key lookup each
+            users = extract._frame(cursor, extract.users_sql(column_types), (), USER_INPUT_COLUMNS).filter(pl.col("user_id").is_in(wanted.implode()))
+        else:
+            users = extract._frame(cursor, users_by_id_sql(column_types, wanted), (), USER_INPUT_COLUMNS)
+        seconds["users"] = time.perf_counter() - started
+        if not whole:  # every purchase is aggregated otherwise, candidates included
+            started = time.perf_counter()
+            stored = users.filter(pl.col("has_pioneer_bonus").fill_null(False))["user_id"]
+            eligible = in_tree.filter(~in_tree.is_in(stored.implode()))
+            head, complete_until = earliest_candidates(cursor, cut_off, min_price, eligible, max(0, pioneer_slots - stored.len()))
+            seconds["pioneer_order"] = time.perf_counter() - started
+        months, seconds["purchases"] = reading.result()
     own = extract.pioneer_candidates(months, links)
-    candidates = pl.concat([read["head"].cast(CANDIDATE_COLUMNS), own.cast(CANDIDATE_COLUMNS)]).unique("user_id", keep="first").sort("purchased_at", "purchase_id")
+    candidates = pl.concat([head.cast(CANDIDATE_COLUMNS), own.cast(CANDIDATE_COLUMNS)]).unique("user_id", keep="first").sort("purchased_at", "purchase_id")
     volumes = months.filter(pl.col("user_id").is_in(chosen.implode())).select(list(MONTHLY_VOLUME_COLUMNS)).cast(MONTHLY_VOLUME_COLUMNS)
-    return Part(links=links, users=read["users"], monthly_volumes=volumes, candidates=candidates, complete_until=read["complete_until"], seconds=seconds)
+    return Part(links=links, users=users, monthly_volumes=volumes, candidates=candidates, complete_until=complete_until, seconds=seconds)
 
 
 def _timed(cursor, fn, *args):

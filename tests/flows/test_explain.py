@@ -79,18 +79,8 @@ def _monthly_pv(inputs, user_id):
     return [{"month": m.strftime("%Y-%m"), "pv": f"{v / 100:.2f}"} for m, v in months.select("month", "volume_cents").iter_rows()]
 
 
-def _split_mid_page(cursor, table):
-    """Heap halves inside the first page (a scenario's tables fill one): a user's links, rows and
-    months fall on both sides, as they do at scale (fifty_percent_rule: userID 3 bought in
-    October in the second row and the fifth)."""
-    return "ctid < '(0,3)'::tid", "ctid >= '(0,3)'::tid"
-
-
-@pytest.mark.parametrize("halves", ["by page", "mid-page"])
 @pytest.mark.parametrize("name", ["ranks", "pioneers", "active_partners_direct", "fifty_percent_rule"])
-def test_explain_equals_the_nightly_computation_for_every_user(db, name, halves, monkeypatch):
-    if halves == "mid-page":
-        monkeypatch.setattr(extract, "heap_halves", _split_mid_page)
+def test_explain_equals_the_nightly_computation_for_every_user(db, name):
     scenario = load_scenario(db, name)
     state, inputs = _nightly_state(db, scenario, with_inputs=True)
     users = state if state.height <= 20 else state.sample(n=4, seed=7)  # a few users of the largest
