@@ -197,6 +197,20 @@ def test_a_failure_names_the_column_that_differs(platform, monkeypatch, capsys, 
         assert c.execute("SELECT detail FROM mlm_validation_failures WHERE run_id = 1").fetchall() == [(detail,)]
 
 
+def test_an_owned_key_left_unstaged_then_changed_by_the_merge_is_still_refused(platform, monkeypatch, capsys):
+    # The compute stage left lastActiveMonth out of user 2's staged mlmStatus (the merge keeps the
+    # prior value), then the merge's result got another value there. No staged value differs and
+    # no foreign key moved, yet the stored document is not the prior one merged with the staged
+    # one: the screen catches it and the failure says so.
+    _staged_then(monkeypatch, "UPDATE {table} SET mlm_status = mlm_status - 'lastActiveMonth' WHERE user_id = 2")
+    _merged_then(monkeypatch, """UPDATE users SET "mlmStatus" = ("mlmStatus"::jsonb || '{"lastActiveMonth": "1999-01"}')::json WHERE "userID" = 2""")
+    before, untouched = readback.stored_users(platform), readback.table_fingerprints(platform, UNTOUCHED)
+    _failed_run(platform, capsys, {(2, "stored_equals_computed")}, before, untouched)
+    with platform.connect_raw() as c:
+        detail = c.execute("SELECT detail FROM mlm_validation_failures WHERE run_id = 1").fetchall()
+    assert detail == [("stored documents differ from the prior ones merged with the computed ones",)]
+
+
 def test_a_user_without_a_rank_failing_another_check_is_not_said_to_have_fallen(platform, monkeypatch, capsys):
     # Naming what failed reads the NULL rank as the entry rank too: one failure, not a fall.
     with platform.connect_raw() as c:
