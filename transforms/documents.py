@@ -30,7 +30,7 @@ DOCUMENT_COLUMNS = [
     "rank_rose",
     "fingerprint",
 ]
-# Users per batch when documents are made a batch at a time (``document_batches``): the JSON text
+# Users per batch when documents are made a batch at a time (``Recomputed.document_batches``): the JSON text
 # of one batch is about 100 MB; the whole frame at 10M users would be over 5 GB.
 DOCUMENT_BATCH_ROWS = 200_000
 # Keys that say where a totalVolume came from; a document differing only in these is unchanged.
@@ -155,12 +155,3 @@ def user_batches(state: pl.DataFrame, user_branches: pl.DataFrame, batch_rows: i
         first = sponsors.search_sorted(batch["node"][0], "left")
         last = sponsors.search_sorted(batch["node"][-1], "right")
         yield batch, by_sponsor.slice(first, last - first)
-
-
-def document_batches(
-    state: pl.DataFrame, user_branches: pl.DataFrame, plan: Plan, provenance: Provenance, batch_rows: int = DOCUMENT_BATCH_ROWS
-) -> Iterator[pl.DataFrame]:
-    """``documents`` a batch of at most ``batch_rows`` users at a time (``user_batches``): the same
-    rows as the whole frame, in node order, with only one batch's JSON text held at once."""
-    for users, branches in user_batches(state, user_branches, batch_rows):
-        yield documents(users, branches, plan, provenance)
