@@ -11,6 +11,7 @@ Not part of CI: a mutant costs a pytest session (about 5-20 s here), and there a
     python -m bench.mutation                       # every module below
     python -m bench.mutation db/validate.py        # one
     python -m bench.mutation db/validate.py --only 'db.validate.x__pioneer_failures*'
+    python -m bench.mutation 'transforms/*' --tests tests/flows/test_explain.py --only 'transforms.explain.*'
 
 The tests run against ``MLM_TEST_DATABASE_URL`` (or ``--database-url``), or else one embedded
 server started for the whole run; one migrated template database is made once and reused by
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -51,15 +53,16 @@ def _toml_value(value) -> str:
     return json.dumps(value)  # a TOML basic string, list or number is valid JSON
 
 
-def prepare_copy(module: str, work: Path) -> Path:
+def prepare_copy(module: str, work: Path, tests: list[str] | None = None) -> Path:
     """A copy of the repository for ``module``, its ``[tool.mutmut]`` narrowed to the module and
-    its tests (an existing copy is reused, so mutmut resumes where it stopped)."""
-    copy = work / _slug(module)
+    its tests (``TESTS[module]`` unless ``tests`` are given: then a copy of its own), reused if it
+    exists, so mutmut resumes where it stopped."""
+    copy = work / (_slug(module) + ("" if tests is None else "_" + hashlib.sha1(" ".join(tests).encode()).hexdigest()[:8]))
     if not copy.exists():
         shutil.copytree(REPO, copy, ignore=_IGNORED)
     pyproject = (REPO / "pyproject.toml").read_text()
     shared = tomllib.loads(pyproject).get("tool", {}).get("mutmut", {})
-    settings = {**shared, "only_mutate": [module], "pytest_add_cli_args_test_selection": TESTS[module]}
+    settings = {**shared, "only_mutate": [module], "pytest_add_cli_args_test_selection": TESTS[module] if tests is None else tests}
     head = pyproject.split("\n[tool.mutmut]\n")[0]
     table = "\n".join(f"{key} = {_toml_value(value)}" for key, value in settings.items())
     (copy / "pyproject.toml").write_text(f"{head}\n[tool.mutmut]\n{table}\n")
@@ -120,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "mlm-mutation", help="where the copies live")
     parser.add_argument("--database-url", default=os.environ.get("MLM_TEST_DATABASE_URL"), help="PostgreSQL server for the tests")
     parser.add_argument("--max-children", type=int, default=1)
+    parser.add_argument("--tests", nargs="+", help="pytest arguments selecting the tests, instead of the module's own (a second pass with more tests, e.g. for mutants mutmut found no tests for)")
     parser.add_argument("--only", nargs="*", default=[], help="mutant names (globs) to run, e.g. 'db.validate.x__pioneer_failures*'")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in TESTS]
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = []
     with _server(args.database_url) as uri:
         for module in args.modules:
-            copy = prepare_copy(module, args.work)
+            copy = prepare_copy(module, args.work, args.tests)
             _make_template(uri, copy)
             env = {**os.environ, "MLM_TEST_DATABASE_URL": uri, "MLM_TEST_TEMPLATE": TEMPLATE, "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING"}
             subprocess.run(["mutmut", "run", "--max-children", str(args.max_children), *args.only], cwd=copy, env=env)
