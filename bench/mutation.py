@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         for module in args.modules:
             copy = prepare_copy(module, args.work, args.tests)
             _make_template(uri, copy)
-            env = {**os.environ, "MLM_TEST_DATABASE_URL": uri, "MLM_TEST_TEMPLATE": TEMPLATE, "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING"}
+            env = {**os.environ, "MLM_TEST_DATABASE_URL": uri, "MLM_TEST_TEMPLATE": TEMPLATE, "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING", "HYPOTHESIS_PROFILE": "mutation"}
             subprocess.run(["mutmut", "run", "--max-children", str(args.max_children), *args.only], cwd=copy, env=env)
             by_status = results(copy)
             lines.append(score_line(module, by_status))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import Phase
 from hypothesis import settings as hypothesis_settings
 
 from db import migrate
@@ -33,6 +34,9 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
 hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 hypothesis_settings.register_profile("explore", derandomize=False, print_blob=True)
+# bench.mutation's: the ci profile without shrinking. A mutant is killed by the first failing
+# example; shrinking it (re-running whole recomputes for minutes) would only make it smaller.
+hypothesis_settings.register_profile("mutation", derandomize=True, database=None, phases=[Phase.explicit, Phase.generate])
 hypothesis_settings.load_profile(HYPOTHESIS_PROFILE)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -393,10 +394,15 @@ def assert_agrees(case: Case) -> None:
 
 # --- the properties ---------------------------------------------------------------------------
 
+# Under bench.mutation (its Hypothesis profile) a fifth of the examples: each mutant is a test
+# session, and the properties' examples are most of one; the score says so.
+EXAMPLES_SHARE = 5 if os.environ.get("HYPOTHESIS_PROFILE") == "mutation" else 1
+
+
 def examples(count: int) -> settings:
     """Hypothesis settings for a property whose every example runs a whole recompute."""
     return settings(
-        max_examples=count, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+        max_examples=max(5, count // EXAMPLES_SHARE), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
     )
 
 
