@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from transforms.tree import child_totals, descendant_totals, referral_tree
+from transforms.tree import ancestor_at, child_totals, descendant_totals, referral_tree
 
 
 def users(links: dict[int, int | None]) -> pl.DataFrame:
@@ -129,3 +129,12 @@ def test_a_self_sponsor_beside_a_configured_root_without_a_sponsor_is_a_cycle():
     # the reference comparison; it was reported as a root_setting).
     tree = referral_tree(users({3: None, 8: 8, 13: 3}), 1003)
     assert [(p.kind, p.ids) for p in tree.problems] == [("cycle", (8,))]
+
+
+def test_ancestor_at_names_each_nodes_ancestor_that_many_levels_up():
+    tree = referral_tree(users(SHAPE), ROOT)
+    user_of = dict(enumerate(tree.nodes["user_id"]))
+    for distance, expected in [(0, {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6}), (1, {1: None, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4}), (3, {1: None, 2: None, 3: None, 4: None, 5: None, 6: 1})]:
+        found = ancestor_at(tree, distance)
+        assert found.name == "ancestor"
+        assert {user_of[n]: (None if a is None else user_of[a]) for n, a in zip(tree.nodes["node"], found)} == expected
