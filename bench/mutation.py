@@ -12,6 +12,14 @@ Not part of CI: a mutant costs a pytest session (about 5-20 s here), and there a
     python -m bench.mutation db/validate.py        # one
     python -m bench.mutation db/validate.py --only 'db.validate.x__pioneer_failures*'
     python -m bench.mutation 'transforms/*' --tests tests/flows/test_explain.py --only 'transforms.explain.*'
+    python -m bench.mutation db/load.py --at-import 'db.load.x_text_array*'
+
+``--at-import`` re-checks survivors of functions the module calls when it is imported (its SQL
+constants, a plan's JSON schema): mutmut selects a mutant in a child forked after the import, so
+such a mutant never runs and survives whatever the tests say. Each named survivor runs instead
+in a pytest process of its own with the mutant selected from the start (``MUTANT_UNDER_TEST``
+in its environment); the outcomes are kept in the copy's ``at_import.json`` and counted in the
+score.
 
 The tests run against ``MLM_TEST_DATABASE_URL`` (or ``--database-url``), or else one embedded
 server started for the whole run; one migrated template database is made once and reused by
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
 import hashlib
 import json
 import os
@@ -96,6 +105,41 @@ def results(copy: Path) -> dict[str, list[str]]:
     return by_status
 
 
+AT_IMPORT = "at_import.json"
+
+
+def with_import_outcomes(copy: Path, by_status: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``by_status`` with the survivors that ``run_at_import`` re-checked moved to their outcome
+    there (``killed``, or ``survived``)."""
+    path = copy / AT_IMPORT
+    outcomes = json.loads(path.read_text()) if path.exists() else {}
+    merged = {status: [n for n in names if n not in outcomes or status != "survived"] for status, names in by_status.items()}
+    for name in by_status.get("survived", []):
+        if name in outcomes:
+            merged.setdefault(outcomes[name], []).append(name)
+    return merged
+
+
+def run_at_import(copy: Path, globs: list[str], env: dict[str, str]) -> dict[str, str]:
+    """Re-run each survivor matching ``globs`` in a pytest process of its own, the mutant selected
+    before anything is imported; returns (and records in ``AT_IMPORT``) name -> outcome."""
+    settings = tomllib.loads((copy / "pyproject.toml").read_text())["tool"]["mutmut"]
+    survivors = [n for n in results(copy).get("survived", []) if any(fnmatch.fnmatchcase(n, g) for g in globs)]
+    path = copy / AT_IMPORT
+    outcomes = json.loads(path.read_text()) if path.exists() else {}
+    for name in survivors:
+        command = [sys.executable, "-m", "pytest", "--rootdir=.", "--tb=no", "-x", "-q", "-p", "no:randomly",
+                   *settings["pytest_add_cli_args_test_selection"], *settings.get("pytest_add_cli_args", [])]
+        done = subprocess.run(command, cwd=copy / "mutants", env={**env, "MUTANT_UNDER_TEST": name}, capture_output=True, text=True)
+        # pytest: 0 every test passed; 5 no test ran (the selection is wrong: no outcome); any
+        # other code is a red suite: 1 a test failed, 2 or 4 a module or conftest failed to
+        # import (a constant the mutant broke raised), which the suite would show as well.
+        outcomes[name] = {0: "survived", 5: "pytest exit 5"}.get(done.returncode, "killed")
+        print(f"  at import: {name}: {outcomes[name]} (pytest exit {done.returncode})", flush=True)
+        path.write_text(json.dumps(outcomes, indent=1, sort_keys=True))
+    return outcomes
+
+
 def score_line(module: str, by_status: dict[str, list[str]]) -> str:
     killed = len(by_status.get("killed", []))
     survived = len(by_status.get("survived", []))
@@ -125,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=1)
     parser.add_argument("--tests", nargs="+", help="pytest arguments selecting the tests, instead of the module's own (a second pass with more tests, e.g. for mutants mutmut found no tests for)")
     parser.add_argument("--only", nargs="*", default=[], help="mutant names (globs) to run, e.g. 'db.validate.x__pioneer_failures*'")
+    parser.add_argument("--at-import", nargs="+", metavar="GLOB", help="instead of mutmut, re-check these survivors (globs) with the mutant selected before import")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in TESTS]
     if unknown:
@@ -138,8 +183,11 @@ def main(argv: list[str] | None = None) -> int:
             copy = prepare_copy(module, args.work, args.tests)
             _make_template(uri, copy)
             env = {**os.environ, "MLM_TEST_DATABASE_URL": uri, "MLM_TEST_TEMPLATE": TEMPLATE, "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING", "HYPOTHESIS_PROFILE": "mutation"}
-            subprocess.run(["mutmut", "run", "--max-children", str(args.max_children), *args.only], cwd=copy, env=env)
-            by_status = results(copy)
+            if args.at_import:
+                run_at_import(copy, args.at_import, env)
+            else:
+                subprocess.run(["mutmut", "run", "--max-children", str(args.max_children), *args.only], cwd=copy, env=env)
+            by_status = with_import_outcomes(copy, results(copy))
             lines.append(score_line(module, by_status))
             print(lines[-1])
             for name in by_status.get("survived", []):

@@ -134,3 +134,14 @@ def test_rank_history_and_snapshots_are_written(platform):
     assert nightly(platform).rank_history_rows == 0  # written once
     stored = json.loads(json.dumps(readback.stored_users(platform)[2]["mlmStatus"], default=str))
     assert stored["rankQualifiedAt"] == AS_OF.isoformat()
+
+
+def test_a_default_document_is_a_jsonb_literal_postgresql_reads_back_whole(platform):
+    # The platform's default documents hold no quote today; a default that does (a founder's
+    # note, say) must still be one literal, its quote doubled, not the end of the string.
+    from db.load import _jsonb_literal
+
+    document = {"note": "O'Brien's 'team'", "nested": {"quote": "'"}, "n": 1}
+    with platform.connect_raw() as c:
+        (stored,) = c.execute(f"SELECT {_jsonb_literal(document)}").fetchone()
+    assert stored == document
