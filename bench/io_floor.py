@@ -126,7 +126,7 @@ def copy_in_documents(db: Database, documents: pl.DataFrame | list[pl.DataFrame]
     ANALYZE), rolled back afterwards."""
     with db.connect_raw() as connection:
         started = time.perf_counter()
-        load.stage_documents(connection, documents, FLOOR_STAGING)
+        load.stage_documents(connection, [documents] if isinstance(documents, pl.DataFrame) else documents, FLOOR_STAGING)
         seconds = time.perf_counter() - started
         connection.rollback()
     return seconds

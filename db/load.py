@@ -146,7 +146,7 @@ def hold_users(connection: psycopg.Connection) -> None:
     connection.execute("LOCK TABLE users IN ACCESS SHARE MODE")
 
 
-def record_fingerprints(connection: psycopg.Connection, table: str, run_id: int, *, all_written: bool = False) -> int:
+def record_fingerprints(connection: psycopg.Connection, table: str, run_id: int, *, all_written: bool) -> int:
     """Remember, for every staged user whose stored owned values now equal the computed ones,
     the row's version and the fingerprint of what was computed (from the staging table).
 
@@ -238,10 +238,10 @@ def staged_rows(documents: pl.DataFrame) -> pl.DataFrame:
     ).select(STAGED_COLUMNS)
 
 
-def stage_documents(connection: psycopg.Connection, documents: pl.DataFrame | Iterable[pl.DataFrame], table: str) -> int:
-    """COPY computed ``documents`` (a frame, or batches of them as ``users_to_stage`` yields)
-    into ``table`` (unlogged: it is scratch, kept only until the run has verified what it
-    committed), in one COPY; returns the rows staged."""
+def stage_documents(connection: psycopg.Connection, batches: Iterable[pl.DataFrame], table: str) -> int:
+    """COPY computed documents, a frame at a time as ``users_to_stage`` yields them, into
+    ``table`` (unlogged: it is scratch, kept only until the run has verified what it committed),
+    in one COPY; returns the rows staged."""
     connection.execute(
         f"""CREATE UNLOGGED TABLE {quoted(table)} (
                    user_id integer PRIMARY KEY,
@@ -255,7 +255,6 @@ def stage_documents(connection: psycopg.Connection, documents: pl.DataFrame | It
                    rank_rose boolean NOT NULL,
                    fingerprint bigint NOT NULL)"""
     )
-    batches = [documents] if isinstance(documents, pl.DataFrame) else documents
     staged = copy_frames(connection, table, STAGED_COLUMNS, (staged_rows(batch) for batch in batches))
     # Statistics of the join key only: the planner needs the row count and user_id's, and
     # sampling the JSON documents for statistics nobody uses cost half a second per 200k users.

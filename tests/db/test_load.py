@@ -145,3 +145,26 @@ def test_a_default_document_is_a_jsonb_literal_postgresql_reads_back_whole(platf
     with platform.connect_raw() as c:
         (stored,) = c.execute(f"SELECT {_jsonb_literal(document)}").fetchone()
     assert stored == document
+
+
+def test_a_staging_table_name_outside_the_projects_own_is_refused_by_name():
+    import pytest
+
+    from db.load import quoted
+
+    assert quoted("mlm_staging_7") == '"mlm_staging_7"'
+    with pytest.raises(ValueError, match=r"^not a staging table name: 'users; DROP TABLE users'$"):
+        quoted("users; DROP TABLE users")
+
+
+def test_the_untouched_digest_hashes_each_column_the_recompute_does_not_own(platform):
+    # Columns with a hash function go in binary (half the cost of hashing text, measured at 1M
+    # users); varchar and json, which have none, as their text; the owned columns not at all.
+    from db.load import OWNED_COLUMNS, untouched_digest
+
+    with platform.connect_raw() as c:
+        digest = untouched_digest(c)
+    assert digest.startswith('hash_record_extended(ROW(u."userID", u."telegramID", u."upline", u."createdAt", u."email"::text,')
+    assert 'u."lastActive", u."balanceActive", u."balancePassive", u."personalData"::text,' in digest
+    assert digest.endswith('u."notes", u."stateFSM"::text), 0)')
+    assert not any(f'"{column}"' in digest for column in OWNED_COLUMNS)
