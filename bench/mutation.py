@@ -13,6 +13,7 @@ Not part of CI: a mutant costs a pytest session (about 5-20 s here), and there a
     python -m bench.mutation db/validate.py --only 'db.validate.x__pioneer_failures*'
     python -m bench.mutation 'transforms/*' --tests tests/flows/test_explain.py --only 'transforms.explain.*'
     python -m bench.mutation db/load.py --at-import 'db.load.x_text_array*'
+    python -m bench.mutation 'transforms/*' --sample 600 --seed 1   # a random sample of mutants
 
 ``--at-import`` re-checks survivors of functions the module calls when it is imported (its SQL
 constants, a plan's JSON schema): mutmut selects a mutant in a child forked after the import, so
@@ -20,6 +21,10 @@ such a mutant never runs and survives whatever the tests say. Each named survivo
 in a pytest process of its own with the mutant selected from the start (``MUTANT_UNDER_TEST``
 in its environment); the outcomes are kept in the copy's ``at_import.json`` and counted in the
 score.
+
+``--sample N`` checks N mutants drawn at random (``--seed``; the draw is recorded in the copy's
+``sample.json`` and reused) instead of all of them, for a module with thousands of mutants: the
+score is then an estimate, printed with its 95% interval (Wilson), over the sample only.
 
 The tests run against ``MLM_TEST_DATABASE_URL`` (or ``--database-url``), or else one embedded
 server started for the whole run; one migrated template database is made once and reused by
@@ -33,7 +38,9 @@ import contextlib
 import fnmatch
 import hashlib
 import json
+import math
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -140,14 +147,61 @@ def run_at_import(copy: Path, globs: list[str], env: dict[str, str]) -> dict[str
     return outcomes
 
 
-def score_line(module: str, by_status: dict[str, list[str]]) -> str:
+SAMPLE = "sample.json"
+
+
+def draw_sample(names: list[str], size: int, seed: int) -> list[str]:
+    """``size`` of ``names`` drawn at random by ``seed``: the same draw for the same mutants,
+    whatever order mutmut lists them in."""
+    ordered = sorted(names)
+    return sorted(random.Random(seed).sample(ordered, min(size, len(ordered))))
+
+
+def sampled(copy: Path, size: int, seed: int, env: dict[str, str]) -> list[str]:
+    """The copy's sample of mutants: the one recorded in ``SAMPLE`` for this size and seed, or a
+    new draw over every mutant (mutmut generates them first, with a run that selects none)."""
+    path = copy / SAMPLE
+    if path.exists():
+        recorded = json.loads(path.read_text())
+        if (recorded["size"], recorded["seed"]) == (size, seed):
+            return recorded["names"]
+    subprocess.run(["mutmut", "run", "mlm-no-mutant-has-this-name"], cwd=copy, env=env, capture_output=True)
+    every = [name for names in results(copy).values() for name in names]
+    names = draw_sample(every, size, seed)
+    path.write_text(json.dumps({"size": size, "seed": seed, "of": len(every), "names": names}, indent=1))
+    return names
+
+
+def wilson_interval(killed: int, checked: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% (``z``) Wilson score interval of the share killed, as fractions."""
+    if checked == 0:
+        return 0.0, 1.0
+    share = killed / checked
+    centre = share + z * z / (2 * checked)
+    spread = z * math.sqrt(share * (1 - share) / checked + z * z / (4 * checked * checked))
+    scale = 1 + z * z / checked
+    return (centre - spread) / scale, (centre + spread) / scale
+
+
+def only(by_status: dict[str, list[str]], names: list[str]) -> dict[str, list[str]]:
+    """``by_status`` narrowed to ``names`` (a status none of them has is left out)."""
+    keep = set(names)
+    narrowed = {status: [n for n in listed if n in keep] for status, listed in by_status.items()}
+    return {status: listed for status, listed in narrowed.items() if listed}
+
+
+def score_line(module: str, by_status: dict[str, list[str]], sample_of: int | None = None) -> str:
     killed = len(by_status.get("killed", []))
     survived = len(by_status.get("survived", []))
     checked = sum(len(v) for k, v in by_status.items() if k != "not checked")
     total = checked + len(by_status.get("not checked", []))
     score = f"{100 * killed / checked:.1f}%" if checked else "-"
     others = {k: len(v) for k, v in by_status.items() if k not in ("killed", "survived", "not checked")}
-    return f"{module}: {killed} killed, {survived} survived, {others or 'no other outcome'}, {total - checked} not checked of {total}; score {score} of those checked"
+    line = f"{module}: {killed} killed, {survived} survived, {others or 'no other outcome'}, {total - checked} not checked of {total}"
+    if sample_of is None:
+        return f"{line}; score {score} of those checked"
+    low, high = wilson_interval(killed, checked)
+    return f"{line} sampled of {sample_of} mutants; score {score} of those checked (95% interval {100 * low:.1f}-{100 * high:.1f}%)"
 
 
 @contextlib.contextmanager
@@ -169,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=1)
     parser.add_argument("--tests", nargs="+", help="pytest arguments selecting the tests, instead of the module's own (a second pass with more tests, e.g. for mutants mutmut found no tests for)")
     parser.add_argument("--only", nargs="*", default=[], help="mutant names (globs) to run, e.g. 'db.validate.x__pioneer_failures*'")
+    parser.add_argument("--sample", type=int, metavar="N", help="check N mutants drawn at random instead of all (the score is an estimate)")
+    parser.add_argument("--seed", type=int, default=1, help="the --sample draw's seed")
     parser.add_argument("--at-import", nargs="+", metavar="GLOB", help="instead of mutmut, re-check these survivors (globs) with the mutant selected before import")
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in TESTS]
@@ -183,12 +239,19 @@ def main(argv: list[str] | None = None) -> int:
             copy = prepare_copy(module, args.work, args.tests)
             _make_template(uri, copy)
             env = {**os.environ, "MLM_TEST_DATABASE_URL": uri, "MLM_TEST_TEMPLATE": TEMPLATE, "DO_NOT_TRACK": "1", "PREFECT_LOGGING_LEVEL": "WARNING", "HYPOTHESIS_PROFILE": "mutation"}
+            names = sampled(copy, args.sample, args.seed, env) if args.sample else None
             if args.at_import:
                 run_at_import(copy, args.at_import, env)
             else:
-                subprocess.run(["mutmut", "run", "--max-children", str(args.max_children), *args.only], cwd=copy, env=env)
+                chosen = [n for n in names if not args.only or any(fnmatch.fnmatchcase(n, g) for g in args.only)] if names else args.only
+                if names is None or chosen:  # a sample with nothing matching --only runs nothing, not everything
+                    subprocess.run(["mutmut", "run", "--max-children", str(args.max_children), *chosen], cwd=copy, env=env)
             by_status = with_import_outcomes(copy, results(copy))
-            lines.append(score_line(module, by_status))
+            sample_of = None
+            if names:
+                sample_of = json.loads((copy / SAMPLE).read_text())["of"]
+                by_status = only(by_status, names)
+            lines.append(score_line(module, by_status, sample_of))
             print(lines[-1])
             for name in by_status.get("survived", []):
                 print(f"  survived: {name} (mutmut show {name}, in {copy})")

@@ -1,0 +1,39 @@
+"""bench.mutation's sampling: the draw is the same for the same mutants in any order, and the
+score's interval is Wilson's (checked against values computed by hand)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.mutation import draw_sample, only, score_line, wilson_interval
+
+NAMES = [f"transforms.tree.x_f__mutmut_{i}" for i in range(1, 41)]
+
+
+def test_a_sample_is_the_same_draw_whatever_order_the_mutants_are_listed_in():
+    first = draw_sample(NAMES, 10, seed=3)
+    assert first == draw_sample(list(reversed(NAMES)), 10, seed=3)
+    assert len(set(first)) == 10 and set(first) <= set(NAMES) and first == sorted(first)
+    assert draw_sample(NAMES, 10, seed=4) != first
+    assert draw_sample(NAMES, 100, seed=3) == sorted(NAMES)  # a sample larger than the mutants is all of them
+
+
+def test_the_wilson_interval_of_a_score():
+    # 90 of 100: p = 0.9, z = 1.96 -> (0.8256, 0.9448) by the formula on paper
+    low, high = wilson_interval(90, 100)
+    assert low == pytest.approx(0.82563, abs=1e-5) and high == pytest.approx(0.94477, abs=1e-5)
+    # every mutant killed: the interval still reaches below 1
+    low, high = wilson_interval(50, 50)
+    assert high == pytest.approx(1.0) and low == pytest.approx(0.92865, abs=1e-5)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_a_sampled_score_counts_only_the_sample_and_says_so():
+    by_status = {"killed": NAMES[:30], "survived": NAMES[30:35], "no tests": NAMES[35:]}
+    sample = NAMES[25:35]
+    line = score_line("transforms/*", only(by_status, sample), sample_of=40)
+    assert line == (
+        "transforms/*: 5 killed, 5 survived, no other outcome, 0 not checked of 10 sampled of 40 mutants;"
+        " score 50.0% of those checked (95% interval 23.7-76.3%)"
+    )
+    assert score_line("db/load.py", by_status) == "db/load.py: 30 killed, 5 survived, {'no tests': 5}, 0 not checked of 40; score 75.0% of those checked"
