@@ -1,14 +1,21 @@
 """Pure Polars: a telegramID held by several users in the tree, pioneer keys of the wrong shape,
-and the numbering of pioneers around quarantined ones."""
+the numbering of pioneers around quarantined ones, documents that are no object, unknown ranks,
+bad purchases, stored grants beyond the slots, and a quarantine that cannot hold a pioneer out."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from datetime import datetime, timezone
 
 import polars as pl
+import pytest
 
+from tests.transforms.reference import Purchase, User
+from tests.transforms.test_reference import DEFAULT_PLAN, Case, inputs_of
+from transforms.documents import Provenance
 from transforms.pioneers import held_number_problems, pioneer_problems, pioneers
-from transforms.recompute import CANDIDATE_COLUMNS, USER_INPUT_COLUMNS
+from transforms.problems import InputRejected
+from transforms.recompute import CANDIDATE_COLUMNS, PURCHASE_PROBLEM_COLUMNS, USER_INPUT_COLUMNS, recompute
 from transforms.tree import referral_tree
 
 
@@ -91,3 +98,76 @@ def test_wrong_pioneer_key_shapes_are_one_problem_per_description():
     )
     found = [(p.kind, p.ids, p.detail) for p in pioneer_problems(users, slots=10)]
     assert found == [("bad_document", (1, 2), bad_flag), ("bad_document", (3,), "mlmStatus.pioneerGrantedAt is not an ISO time")]
+
+
+def _case_inputs():
+    """A root (1) with referrals 2..6 and one purchase each, as the extract delivers them."""
+    people = [User(1, 100, 100)] + [User(u, 100 * u, 100) for u in range(2, 7)]
+    bought = [Purchase(10 + u, u, 25_000, datetime(2025, 10, 1, u)) for u in range(1, 7)]
+    case = Case(people, bought, DEFAULT_PLAN, None, datetime(2025, 10, 17), "2025-10")
+    return inputs_of(case), case
+
+
+def _recompute(inputs, case, **options):
+    as_of = case.as_of.replace(tzinfo=timezone.utc)
+    provenance = Provenance(run_id=7, plan_version=case.plan.version, as_of=as_of, calculated_at=as_of)
+    return recompute(inputs, case.plan, period=case.period, root_telegram_id=None, provenance=provenance, **options)
+
+
+def test_documents_that_are_no_object_unknown_ranks_and_bad_purchases_are_each_named():
+    inputs, case = _case_inputs()
+    users = inputs.users.with_columns(
+        mlm_status_type=pl.when(pl.col("user_id") == 2).then(pl.lit("array")).otherwise(pl.col("mlm_status_type")),
+        mlm_volumes_type=pl.when(pl.col("user_id").is_in([3, 4])).then(pl.lit("string")).when(pl.col("user_id") == 5).then(pl.lit("number")).otherwise(None),
+        total_volume_type=pl.when(pl.col("user_id") == 4).then(pl.lit("object")).otherwise(None),  # an object is fine
+        previous_rank=pl.when(pl.col("user_id") == 6).then(pl.lit("emperor")).otherwise(pl.col("previous_rank")),
+    )
+    bad_purchases = pl.DataFrame(
+        [(90, 2, "bad_price"), (91, 77, "unknown_user"), (92, 3, "bad_time"), (93, 3, "bad_price")], schema=PURCHASE_PROBLEM_COLUMNS, orient="row"
+    )
+    inputs = dataclasses.replace(inputs, users=users, purchase_problems=bad_purchases)
+    with pytest.raises(InputRejected) as refused:
+        _recompute(inputs, case)
+    found = [(p.kind, p.ids, p.detail) for p in refused.value.problems]
+    assert found == [
+        ("unknown_user", (91,), ""),
+        ("bad_price", (90, 93), ""),
+        ("bad_time", (92,), ""),
+        ("bad_document", (2,), "mlmStatus holds JSON array, not an object"),
+        ("bad_document", (3, 4, 5), "mlmVolumes holds JSON number, string, not an object"),
+        ("bad_rank", (6,), f"ranks ['emperor'] are not in plan {case.plan.version} ({case.plan.rank_names})"),
+    ]
+
+    quarantined = _recompute(inputs, case, quarantine=True)
+    # the users named are held out; the bad purchases are not counted but their buyers are written
+    assert sorted(quarantined.state["user_id"]) == [1]
+    assert [p.kind for p in quarantined.problems] == [kind for kind, _, _ in found]
+
+
+def test_stored_pioneers_beyond_the_slots_are_refused():
+    inputs, case = _case_inputs()
+    granted = pl.col("user_id").is_in([2, 3])
+    users = inputs.users.with_columns(
+        has_pioneer_bonus=granted, pioneer_granted_at=pl.when(granted).then(pl.lit("2025-09-01T00:00:00")), pioneer_purchase_id=pl.when(granted).then(pl.col("user_id") + 10)
+    )
+    inputs = dataclasses.replace(inputs, users=users)
+    plan = case.plan.with_overrides({"pioneer_slots": 1})
+    with pytest.raises(InputRejected) as refused:
+        _recompute(inputs, dataclasses.replace(case, plan=plan))
+    (overflow,) = [p for p in refused.value.problems if p.kind == "pioneer_overflow"]
+    assert overflow.ids == (2, 3)
+    # at exactly the slots, nothing is wrong
+    assert _recompute(inputs, dataclasses.replace(case, plan=case.plan.with_overrides({"pioneer_slots": 2}))).problems == ()
+
+
+def test_a_quarantined_pioneer_whose_number_cannot_be_kept_refuses_the_run_with_every_problem():
+    inputs, case = _case_inputs()
+    is_two = pl.col("user_id") == 2
+    users = inputs.users.with_columns(
+        # user 2 holds a grant without a number and has a bad mlmVolumes: quarantine would hold it out
+        has_pioneer_bonus=is_two, pioneer_granted_at=pl.when(is_two).then(pl.lit("2025-09-01T00:00:00")), pioneer_purchase_id=pl.when(is_two).then(pl.lit(12, pl.Int64)),
+        mlm_volumes_type=pl.when(is_two).then(pl.lit("array")).otherwise(None),
+    )
+    with pytest.raises(InputRejected) as refused:
+        _recompute(dataclasses.replace(inputs, users=users), case, quarantine=True)
+    assert [(p.kind, p.ids) for p in refused.value.problems] == [("bad_document", (2,)), ("held_pioneer_number", (2,))]

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from flows.config import DEFAULT_PLAN, load_plan
-from transforms.plan import PlanError
+from transforms.plan import PlanError, plan_from_mapping
 
 
 def test_default_plan_holds_the_production_values():
@@ -38,6 +38,8 @@ def test_overrides_apply_on_top():
         ({"leg_cap_ratio": "1.5"}, "leg_cap_ratio"),
         ({"min_monthly_pv": "200.001"}, "min_monthly_pv"),
         ({"min_monthly_pv": 200.5}, "min_monthly_pv"),  # floats are refused: money stays exact
+        ({"min_monthly_pv": True}, r"plan.min_monthly_pv: must be a number written as a string, not true or false, got True"),
+        ({"max_depth": "deep"}, r'plan.max_depth: must be a whole number >= 1 or "unlimited"'),
         ({"pioneer_slots": -1}, "pioneer_slots"),
         ({"promote_only_active": "yes"}, "promote_only_active"),
         ({"colour": "red"}, "unknown field"),
@@ -51,6 +53,27 @@ def test_overrides_apply_on_top():
 def test_bad_plans_are_refused_naming_the_field(override, field):
     with pytest.raises(PlanError, match=field):
         load_plan().with_overrides(override)
+
+
+def test_unlimited_depth_is_no_limit():
+    assert load_plan().with_overrides({"max_depth": "unlimited"}).max_depth is None
+
+
+def test_a_repeated_rank_name_is_refused_naming_the_first():
+    ranks = load_plan().to_mapping()["ranks"]
+    with pytest.raises(PlanError, match=r"^plan.ranks\[2\].name: repeats the name of ranks\[1\], got 'builder'$"):
+        load_plan().with_overrides({"ranks": [ranks[0], ranks[1], dict(ranks[1])]})
+
+
+def test_a_missing_field_and_a_rank_that_is_no_table_are_named():
+    data = load_plan().to_mapping()
+    del data["version"]
+    with pytest.raises(PlanError, match=r"^plan: missing field\(s\) \['version'\]$"):
+        plan_from_mapping(data)
+    data = load_plan().to_mapping()
+    data["ranks"] = [data["ranks"][0], "x"]
+    with pytest.raises(PlanError, match=r"^plan.ranks\[1\]: input should be a valid dictionary or instance of Rank, got 'x'$"):
+        plan_from_mapping(data)
 
 
 def test_a_bad_plan_file_names_the_file(tmp_path):
