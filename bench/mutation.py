@@ -12,15 +12,18 @@ Not part of CI: a mutant costs a pytest session (about 5-20 s here), and there a
     python -m bench.mutation db/validate.py        # one
     python -m bench.mutation db/validate.py --only 'db.validate.x__pioneer_failures*'
     python -m bench.mutation 'transforms/*' --tests tests/flows/test_explain.py --only 'transforms.explain.*'
-    python -m bench.mutation db/load.py --at-import 'db.load.x_text_array*'
+    python -m bench.mutation db/load.py --recheck 'db.load.x_text_array*'
     python -m bench.mutation 'transforms/*' --sample 600 --seed 1   # a random sample of mutants
 
-``--at-import`` re-checks survivors of functions the module calls when it is imported (its SQL
-constants, a plan's JSON schema): mutmut selects a mutant in a child forked after the import, so
-such a mutant never runs and survives whatever the tests say. Each named survivor runs instead
-in a pytest process of its own with the mutant selected from the start (``MUTANT_UNDER_TEST``
-in its environment); the outcomes are kept in the copy's ``at_import.json`` and counted in the
-score.
+``--recheck GLOB...`` (also ``--at-import``) re-checks survivors and timeouts in a pytest process
+of their own, the mutant selected from the start (``MUTANT_UNDER_TEST`` in its environment).
+mutmut runs each mutant in a child forked from a process that has imported the code: a mutant
+of a function the module calls when it is imported (its SQL constants, a plan's JSON schema)
+never runs there and survives whatever the tests say; and where a mutant made Polars raise, a
+forked child was seen to spin until its CPU limit (SIGXCPU, reported as a timeout) when the same
+test in a fresh process failed in 3 s.
+The outcomes are kept in the copy's ``at_import.json`` and counted in the score in place of
+mutmut's.
 
 ``--sample N`` checks N mutants drawn at random (``--seed``; the draw is recorded in the copy's
 ``sample.json`` and reused) instead of all of them, for a module with thousands of mutants: the
@@ -115,23 +118,30 @@ def results(copy: Path) -> dict[str, list[str]]:
 AT_IMPORT = "at_import.json"
 
 
+RECHECKED = ("survived", "timeout")  # the statuses a fresh process may overturn
+
+
 def with_import_outcomes(copy: Path, by_status: dict[str, list[str]]) -> dict[str, list[str]]:
-    """``by_status`` with the survivors that ``run_at_import`` re-checked moved to their outcome
-    there (``killed``, or ``survived``)."""
+    """``by_status`` with the survivors and timeouts that ``run_at_import`` re-checked moved to
+    their outcome there (``killed``, or ``survived``)."""
     path = copy / AT_IMPORT
     outcomes = json.loads(path.read_text()) if path.exists() else {}
-    merged = {status: [n for n in names if n not in outcomes or status != "survived"] for status, names in by_status.items()}
-    for name in by_status.get("survived", []):
-        if name in outcomes:
-            merged.setdefault(outcomes[name], []).append(name)
-    return merged
+    merged = {status: [n for n in names if n not in outcomes or status not in RECHECKED] for status, names in by_status.items()}
+    for status in RECHECKED:
+        for name in by_status.get(status, []):
+            if name in outcomes:
+                merged.setdefault(outcomes[name], []).append(name)
+    return {status: names for status, names in merged.items() if names}
 
 
 def run_at_import(copy: Path, globs: list[str], env: dict[str, str]) -> dict[str, str]:
-    """Re-run each survivor matching ``globs`` in a pytest process of its own, the mutant selected
-    before anything is imported; returns (and records in ``AT_IMPORT``) name -> outcome."""
+    """Re-run each survivor or timeout matching ``globs`` in a pytest process of its own, the
+    mutant selected before anything is imported; returns (and records in ``AT_IMPORT``) name ->
+    outcome."""
     settings = tomllib.loads((copy / "pyproject.toml").read_text())["tool"]["mutmut"]
-    survivors = [n for n in results(copy).get("survived", []) if any(fnmatch.fnmatchcase(n, g) for g in globs)]
+    by_status = results(copy)
+    listed = [n for status in RECHECKED for n in by_status.get(status, [])]
+    survivors = [n for n in listed if any(fnmatch.fnmatchcase(n, g) for g in globs)]
     path = copy / AT_IMPORT
     outcomes = json.loads(path.read_text()) if path.exists() else {}
     for name in survivors:
@@ -142,7 +152,7 @@ def run_at_import(copy: Path, globs: list[str], env: dict[str, str]) -> dict[str
         # other code is a red suite: 1 a test failed, 2 or 4 a module or conftest failed to
         # import (a constant the mutant broke raised), which the suite would show as well.
         outcomes[name] = {0: "survived", 5: "pytest exit 5"}.get(done.returncode, "killed")
-        print(f"  at import: {name}: {outcomes[name]} (pytest exit {done.returncode})", flush=True)
+        print(f"  recheck: {name}: {outcomes[name]} (pytest exit {done.returncode})", flush=True)
         path.write_text(json.dumps(outcomes, indent=1, sort_keys=True))
     return outcomes
 
@@ -225,7 +235,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=[], help="mutant names (globs) to run, e.g. 'db.validate.x__pioneer_failures*'")
     parser.add_argument("--sample", type=int, metavar="N", help="check N mutants drawn at random instead of all (the score is an estimate)")
     parser.add_argument("--seed", type=int, default=1, help="the --sample draw's seed")
-    parser.add_argument("--at-import", nargs="+", metavar="GLOB", help="instead of mutmut, re-check these survivors (globs) with the mutant selected before import")
+    parser.add_argument(
+        "--recheck", "--at-import", dest="at_import", nargs="+", metavar="GLOB",
+        help="instead of mutmut, re-check these survivors and timeouts (globs) in a fresh pytest process, the mutant selected before import",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in TESTS]
     if unknown:

@@ -3,6 +3,8 @@ score's interval is Wilson's (checked against values computed by hand)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bench.mutation import draw_sample, only, score_line, wilson_interval
@@ -37,3 +39,12 @@ def test_a_sampled_score_counts_only_the_sample_and_says_so():
         " score 50.0% of those checked (95% interval 23.7-76.3%)"
     )
     assert score_line("db/load.py", by_status) == "db/load.py: 30 killed, 5 survived, {'no tests': 5}, 0 not checked of 40; score 75.0% of those checked"
+
+
+def test_a_recheck_overturns_survivors_and_timeouts_only(tmp_path):
+    from bench.mutation import AT_IMPORT, with_import_outcomes
+
+    (tmp_path / AT_IMPORT).write_text(json.dumps({"m_1": "killed", "m_2": "survived", "m_3": "killed", "m_4": "survived"}))
+    by_status = {"survived": ["m_1", "m_2", "m_9"], "timeout": ["m_3"], "killed": ["m_4"], "no tests": ["m_5"]}
+    # m_4 was killed by mutmut itself: a recorded recheck does not revive it
+    assert with_import_outcomes(tmp_path, by_status) == {"survived": ["m_9", "m_2"], "killed": ["m_4", "m_1", "m_3"], "no tests": ["m_5"]}
