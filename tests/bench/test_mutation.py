@@ -4,10 +4,12 @@ score's interval is Wilson's (checked against values computed by hand)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
-from bench.mutation import draw_sample, only, score_line, wilson_interval
+from bench.mutation import REPO, draw_sample, only, score_line, wilson_interval
 
 NAMES = [f"transforms.tree.x_f__mutmut_{i}" for i in range(1, 41)]
 
@@ -48,3 +50,30 @@ def test_a_recheck_overturns_survivors_and_timeouts_only(tmp_path):
     by_status = {"survived": ["m_1", "m_2", "m_9"], "timeout": ["m_3"], "killed": ["m_4"], "no tests": ["m_5"]}
     # m_4 was killed by mutmut itself: a recorded recheck does not revive it
     assert with_import_outcomes(tmp_path, by_status) == {"survived": ["m_9", "m_2"], "killed": ["m_4", "m_1", "m_3"], "no tests": ["m_5"]}
+
+
+FORKED_AFTER_COLLECTION = """
+import os, sys
+import pytest
+pytest.main(["--collect-only", "-q", "-p", "no:cacheprovider", "-n", "0", *sys.argv[1:]])
+pid = os.fork()
+if pid == 0:
+    code = pytest.main(["-q", "-x", "-p", "no:cacheprovider", "-n", "0", "-p", "no:randomly", "tests/transforms/test_history.py"])
+    os._exit(int(code))
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_worker_forked_after_collecting_the_transforms_tests_can_still_run_polars():
+    # mutmut collects the tests once and forks a worker per mutant. A test module that built a
+    # Polars frame at import (tests/transforms/test_explain.py did) left the forked workers
+    # hanging on their first Polars call: every mutant reported as a timeout.
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", FORKED_AFTER_COLLECTION, "tests/transforms", "tests/test_scenarios.py"],
+            cwd=REPO, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("a worker forked after collection hung running tests/transforms/test_history.py (a test module computes with Polars at import?)")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

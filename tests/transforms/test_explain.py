@@ -180,29 +180,35 @@ def _at(day: int, hour: int = 0) -> datetime:
     return datetime(2025, 10, day, hour)
 
 
-CANDIDATES = pl.DataFrame(
-    {
-        "user_id": [10, 11, 12, 13, 14],
-        "purchase_id": [100, 101, 102, 103, 104],
-        # 12 and 13 bought at the same moment: the purchase id orders them
-        "purchased_at": [_at(1), _at(2), _at(3), _at(3), _at(5)],
-    },
-    schema={"user_id": pl.Int64, "purchase_id": pl.Int64, "purchased_at": pl.Datetime("us")},
-)
-# 10 held a stored grant; 11 and 12 are new grants this run
-GRANTED = pl.DataFrame(
-    {
-        "user_id": [10, 11, 12],
-        "is_new_pioneer": [False, True, True],
-        "pioneer_granted_at": [_at(1), _at(2), _at(3)],
-        "pioneer_purchase_id": [100, 101, 102],
-    },
-    schema={"user_id": pl.Int64, "is_new_pioneer": pl.Boolean, "pioneer_granted_at": pl.Datetime("us"), "pioneer_purchase_id": pl.Int64},
-)
+# Built when a test asks, not when the module is imported: a frame built at import starts Polars'
+# thread pool, and mutmut's workers, forked after collection, then hang on their first Polars call.
+def _candidates() -> pl.DataFrame:
+    """Five pioneer candidates; 12 and 13 bought at the same moment: the purchase id orders them."""
+    return pl.DataFrame(
+        {
+            "user_id": [10, 11, 12, 13, 14],
+            "purchase_id": [100, 101, 102, 103, 104],
+            "purchased_at": [_at(1), _at(2), _at(3), _at(3), _at(5)],
+        },
+        schema={"user_id": pl.Int64, "purchase_id": pl.Int64, "purchased_at": pl.Datetime("us")},
+    )
+
+
+def _granted() -> pl.DataFrame:
+    """10 held a stored grant; 11 and 12 are new grants this run."""
+    return pl.DataFrame(
+        {
+            "user_id": [10, 11, 12],
+            "is_new_pioneer": [False, True, True],
+            "pioneer_granted_at": [_at(1), _at(2), _at(3)],
+            "pioneer_purchase_id": [100, 101, 102],
+        },
+        schema={"user_id": pl.Int64, "is_new_pioneer": pl.Boolean, "pioneer_granted_at": pl.Datetime("us"), "pioneer_purchase_id": pl.Int64},
+    )
 
 
 def test_pioneer_order_counts_the_candidates_not_yet_granted_before_the_user():
-    order = pioneer_order(CANDIDATES, GRANTED, 13)
+    order = pioneer_order(_candidates(), _granted(), 13)
     # before 13: 11 and 12 (12 at the same moment with a lower purchase id); 10's stored grant is not waiting
     assert order == {
         "candidate": {"purchase_id": 103, "purchased_at": "2025-10-03T00:00:00"},
@@ -210,17 +216,17 @@ def test_pioneer_order_counts_the_candidates_not_yet_granted_before_the_user():
         "last_new_grant": {"purchase_id": 102, "purchased_at": _at(3)},
         "stored_grants": 1,
     }
-    assert pioneer_order(CANDIDATES, GRANTED, 11)["candidates_before"] == 0
-    assert pioneer_order(CANDIDATES, GRANTED, 14)["candidates_before"] == 3
+    assert pioneer_order(_candidates(), _granted(), 11)["candidates_before"] == 0
+    assert pioneer_order(_candidates(), _granted(), 14)["candidates_before"] == 3
 
 
 def test_pioneer_order_of_a_user_without_a_qualifying_purchase_is_no_candidate():
-    assert pioneer_order(CANDIDATES, GRANTED, 99) == {"candidate": None}
+    assert pioneer_order(_candidates(), _granted(), 99) == {"candidate": None}
 
 
 def test_pioneer_order_without_new_grants_has_no_last_grant():
-    stored_only = GRANTED.filter(~pl.col("is_new_pioneer"))
-    order = pioneer_order(CANDIDATES, stored_only, 12)
+    stored_only = _granted().filter(~pl.col("is_new_pioneer"))
+    order = pioneer_order(_candidates(), stored_only, 12)
     assert order["last_new_grant"] is None and order["stored_grants"] == 1 and order["candidates_before"] == 1
 
 
@@ -232,9 +238,9 @@ def test_pioneer_order_counts_only_up_to_a_complete_prefix():
     # candidates known up to 12's purchase (3 October, purchase 102): a user after it has no
     # count; one at it or before it has
     at_12 = (_us(_at(3)), 102)
-    assert pioneer_order(CANDIDATES, GRANTED, 12, complete_until=at_12)["candidates_before"] == 1
-    assert pioneer_order(CANDIDATES, GRANTED, 11, complete_until=at_12)["candidates_before"] == 0
+    assert pioneer_order(_candidates(), _granted(), 12, complete_until=at_12)["candidates_before"] == 1
+    assert pioneer_order(_candidates(), _granted(), 11, complete_until=at_12)["candidates_before"] == 0
     # 13 bought at the same moment as 12 with a later purchase id: past the prefix, until it is in it
-    assert pioneer_order(CANDIDATES, GRANTED, 13, complete_until=at_12)["candidates_before"] is None
-    assert pioneer_order(CANDIDATES, GRANTED, 13, complete_until=(_us(_at(3)), 103))["candidates_before"] == 2
-    assert pioneer_order(CANDIDATES, GRANTED, 14, complete_until=(_us(_at(4)), 999))["candidates_before"] is None
+    assert pioneer_order(_candidates(), _granted(), 13, complete_until=at_12)["candidates_before"] is None
+    assert pioneer_order(_candidates(), _granted(), 13, complete_until=(_us(_at(3)), 103))["candidates_before"] == 2
+    assert pioneer_order(_candidates(), _granted(), 14, complete_until=(_us(_at(4)), 999))["candidates_before"] is None
