@@ -368,15 +368,16 @@ def snapshot_rows(recomputed: Recomputed, run_id: int, *, is_final: bool) -> pl.
 
 
 STORED_SNAPSHOT_FINGERPRINTS = {"user_id": pl.Int64, "fingerprint": pl.Int64}
+SNAPSHOT_KEY = ("period", "user_id")  # mlm_period_snapshots' primary key
 
 
-def stored_snapshot_fingerprints(connection: psycopg.Connection, period: str) -> tuple[int, pl.DataFrame]:
-    """How many snapshot rows ``period`` has stored, and their (user_id, fingerprint) where the
-    fingerprint is not null (a row stored before fingerprints existed has none), COPYed out as
-    CSV and read by Polars."""
+def stored_snapshot_fingerprints(connection: psycopg.Connection, period: str) -> pl.DataFrame | None:
+    """The (user_id, fingerprint) of ``period``'s stored snapshot rows where the fingerprint is
+    not null (a row stored before fingerprints existed has none), COPYed out as CSV and read by
+    Polars; None when the period has no row stored at all."""
     (count,) = connection.execute("SELECT count(*) FROM mlm_period_snapshots WHERE period = %s", [period]).fetchone()
     if not count:
-        return 0, pl.DataFrame(schema=STORED_SNAPSHOT_FINGERPRINTS)
+        return None
     buffer = io.BytesIO()
     with connection.cursor().copy(
         sql.SQL("COPY (SELECT user_id, fingerprint FROM mlm_period_snapshots WHERE period = {} AND fingerprint IS NOT NULL) TO STDOUT (FORMAT csv)").format(
@@ -386,9 +387,9 @@ def stored_snapshot_fingerprints(connection: psycopg.Connection, period: str) ->
         for chunk in copy:
             buffer.write(chunk)
     if not buffer.tell():
-        return count, pl.DataFrame(schema=STORED_SNAPSHOT_FINGERPRINTS)
+        return pl.DataFrame(schema=STORED_SNAPSHOT_FINGERPRINTS)
     buffer.seek(0)
-    return count, pl.read_csv(buffer, has_header=False, new_columns=list(STORED_SNAPSHOT_FINGERPRINTS), schema=STORED_SNAPSHOT_FINGERPRINTS)
+    return pl.read_csv(buffer, has_header=False, schema=STORED_SNAPSHOT_FINGERPRINTS)
 
 
 def changed_snapshot_values(values: pl.DataFrame, stored: pl.DataFrame) -> pl.DataFrame:
@@ -397,14 +398,15 @@ def changed_snapshot_values(values: pl.DataFrame, stored: pl.DataFrame) -> pl.Da
 
 
 def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_id: int, *, is_final: bool) -> int:
-    """Upsert the period's snapshot rows; rows whose values did not change are not sent again
-    (same fingerprint) nor rewritten (same values). The period's stored fingerprints are read
-    first, on this connection, and compared in the frame, so only the changed or missing rows
-    are COPYed. A period with no rows yet (its first run) has nothing to compare or conflict
-    with: its rows are COPYed straight in. Runs of one period never overlap (the run lock), so
-    no row can appear or change between the read and the COPY."""
-    stored_rows, stored = stored_snapshot_fingerprints(connection, recomputed.period)
-    if not stored_rows:
+    """Upsert the period's snapshot rows, sending only those whose values changed. The period's
+    stored fingerprints are read first, on this connection, and compared in the frame, so only
+    the changed or missing rows are COPYed; each of them differs from its stored row at least in
+    the fingerprint (a row stored before fingerprints existed has none), so each is upserted. A
+    period with no rows yet (its first run) has nothing to compare or conflict with: its rows
+    are COPYed straight in. Runs of one period never overlap (the run lock), so no row can
+    appear or change between the read and the COPY."""
+    stored = stored_snapshot_fingerprints(connection, recomputed.period)
+    if stored is None:
         rows = snapshot_rows(recomputed, run_id, is_final=is_final)
         copy_frame(connection, "mlm_period_snapshots", rows)
         return rows.height
@@ -414,14 +416,11 @@ def write_snapshots(connection: psycopg.Connection, recomputed: Recomputed, run_
     rows = snapshot_text(changed, recomputed, run_id)
     connection.execute("CREATE TEMP TABLE mlm_snapshot_rows (LIKE mlm_period_snapshots) ON COMMIT DROP")
     copy_frame(connection, "mlm_snapshot_rows", rows)
-    values = [c for c in rows.columns if c not in ("period", "user_id")]
-    # The fingerprint is compared too: a row stored before fingerprints existed gets its own.
-    compared = [c for c in values if c not in ("run_id", "as_of")]
+    values = [c for c in rows.columns if c not in SNAPSHOT_KEY]
     upserted = connection.execute(
-        f"""INSERT INTO mlm_period_snapshots AS s ({", ".join(rows.columns)})
+        f"""INSERT INTO mlm_period_snapshots ({", ".join(rows.columns)})
             SELECT {", ".join(rows.columns)} FROM mlm_snapshot_rows
-            ON CONFLICT (period, user_id) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in values)}
-            WHERE {" OR ".join(f"s.{c} IS DISTINCT FROM EXCLUDED.{c}" for c in compared)}"""
+            ON CONFLICT ({", ".join(SNAPSHOT_KEY)}) DO UPDATE SET {", ".join(f"{c} = EXCLUDED.{c}" for c in values)}"""
     ).rowcount
     # A backfill writes several periods in one transaction: leave no scratch table behind.
     connection.execute("DROP TABLE mlm_snapshot_rows")

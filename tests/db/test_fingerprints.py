@@ -169,3 +169,13 @@ def test_a_snapshot_row_without_a_fingerprint_is_sent_again(platform, monkeypatc
     again = nightly(platform)
     assert sent == {"mlm_snapshot_rows": 1} and again.snapshot_rows == 1
     assert readback.snapshot_rows(platform, PERIOD)[3]["fingerprint"] is not None
+
+
+def test_a_period_whose_snapshot_rows_all_lack_a_fingerprint_sends_them_all_again(platform, monkeypatch):
+    nightly(platform)
+    _execute(platform, "UPDATE mlm_period_snapshots SET fingerprint = NULL")
+    sent = _counting_snapshot_copies(monkeypatch)
+    again = nightly(platform)
+    assert sent == {"mlm_snapshot_rows": 3} and again.snapshot_rows == 3
+    stored = readback.snapshot_rows(platform, PERIOD)
+    assert sorted(stored) == [1, 2, 3] and all(row["fingerprint"] is not None and row["run_id"] == again.run_id for row in stored.values())

@@ -8,7 +8,7 @@ import threading
 import time
 
 
-from db import extract, readback
+from db import extract, load, readback
 
 from tests.db.small_platform import AS_OF, PERIOD, nightly
 
@@ -168,3 +168,14 @@ def test_the_untouched_digest_hashes_each_column_the_recompute_does_not_own(plat
     assert 'u."lastActive", u."balanceActive", u."balancePassive", u."personalData"::text,' in digest
     assert digest.endswith('u."notes", u."stateFSM"::text), 0)')
     assert not any(f'"{column}"' in digest for column in OWNED_COLUMNS)
+
+
+def test_staging_tables_a_dead_run_left_are_dropped_and_no_other_table(platform):
+    with platform.connect_raw() as connection:
+        connection.execute("CREATE TABLE mlm_staging_41 (user_id bigint)")
+        connection.execute("CREATE TABLE mlm_staging_41_written (user_id bigint)")  # dropped with its staging table
+        connection.execute("CREATE TABLE mlm_staging_41_extra (user_id bigint)")  # not a staging table's name
+        connection.execute("CREATE TABLE mlm_staging_ (user_id bigint)")
+        assert sorted(load.drop_abandoned_staging(connection)) == ["mlm_staging_41"]
+        left = connection.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'mlm\\_staging%' ORDER BY 1").fetchall()
+    assert left == [("mlm_staging_",), ("mlm_staging_41_extra",)]
