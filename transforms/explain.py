@@ -47,8 +47,8 @@ def sponsor_chain(tree: Tree, node: int) -> pl.DataFrame:
     """The sponsors of ``node`` up to the root, nearest first: ``levels_up`` (1: the sponsor),
     ``node``, ``user_id``, ``telegram_id``, ``depth``. Empty for the root."""
     depth = int(tree.nodes["depth"][node])
-    levels = pl.Series("levels_up", range(1, depth + 1), dtype=pl.Int64)
-    found = ancestors_at(tree, pl.repeat(node, depth, dtype=NODE, eager=True), levels)
+    levels = pl.Series(range(1, depth + 1), dtype=pl.Int64)
+    found = ancestors_at(tree, pl.repeat(node, depth, eager=True), levels)
     return pl.DataFrame({"levels_up": levels, "node": found}).join(
         tree.nodes.select("node", "user_id", "telegram_id", "depth"), on="node", how="left", maintain_order="left"
     )

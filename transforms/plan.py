@@ -287,7 +287,8 @@ def _problem(error: dict, data: Any) -> tuple[str, str]:
         return path, f"{where}: missing (required)"
     value = _value_at(data, loc) if "at" in context else error["input"]
     if error["type"] == "extra_forbidden":
-        known = _known_keys(Rank if len(loc) > 1 and loc[0] == "ranks" else Plan)
+        # only a rank is a table inside the plan: an unknown key below the top is a rank's
+        known = _known_keys(Rank if loc[0] == "ranks" else Plan)
         return path, f"{where}: unknown field, got {_shown(value)}; known fields are {known}"
     if error["type"] == "too_short":
         message = f"must hold at least {context['min_length']} item(s)"

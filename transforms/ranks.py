@@ -90,13 +90,12 @@ def carried_ranks(months: pl.DataFrame, initial: pl.DataFrame, plan: Plan) -> pl
     ``months``: one row per user per month (``period``, ``user_id``, ``qualified_rank_order``,
     ``is_active``, ``is_root``), computed independently (so months can run concurrently);
     ``initial``: ``user_id``, ``previous_rank`` before the first month. One row per user per month
-    out: ``period``, ``user_id``, ``rank_order``, ``rank``.
+    out, in no particular order: ``period``, ``user_id``, ``rank_order``, ``rank``.
     """
     start = initial.select("user_id", rank_order_of(pl.col("previous_rank"), plan).alias("initial_order"))
-    promotable = pl.when(may_be_promoted(plan)).then(pl.col("qualified_rank_order")).otherwise(pl.lit(0, pl.Int8))
+    promotable = pl.when(may_be_promoted(plan)).then(pl.col("qualified_rank_order")).otherwise(0)
     return (
         months.join(start, on="user_id", how="left")
-        .sort("user_id", "period")
         .with_columns(
             rank_order=pl.max_horizontal(
                 pl.col("initial_order").fill_null(0), promotable.cum_max().over("user_id", order_by="period")

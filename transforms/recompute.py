@@ -301,12 +301,13 @@ def with_previous_ranks(inputs: Inputs, previous: pl.DataFrame, plan: Plan) -> I
 
 
 def with_held_ranks(state: pl.DataFrame, held: pl.DataFrame, plan: Plan) -> pl.DataFrame:
-    """``state`` with each user's held rank replaced by ``held`` (``user_id``, ``rank_order``; one
-    row per user), and everything that follows from the rank (next rank, its requirement, cap,
-    qualifying volume and gap) recomputed. Used when ranks are carried across months."""
+    """``state`` with each user's held rank replaced by ``held`` (``user_id``, ``rank_order``; at
+    most one row per user; a user it does not list keeps its rank), and everything that follows
+    from the rank (next rank, its requirement, cap, qualifying volume and gap) recomputed. Used
+    when ranks are carried across months."""
     return (
-        state.drop("rank_order")
-        .join(held.select("user_id", "rank_order"), on="user_id", how="left", maintain_order="left")
+        state.join(held.select("user_id", pl.col("rank_order").alias("held_rank_order")), on="user_id", how="left", maintain_order="left")
+        .with_columns(rank_order=pl.coalesce("held_rank_order", "rank_order"))
         .with_columns(next_rank_order=ranks.next_rank_order(plan), rank=ranks.rank_name_of(pl.col("rank_order"), plan))
         .with_columns(ranks.next_rank_targets(plan))
         .select(state.columns)

@@ -220,6 +220,12 @@ def test_pioneer_order_counts_the_candidates_not_yet_granted_before_the_user():
     assert pioneer_order(_candidates(), _granted(), 14)["candidates_before"] == 3
 
 
+def test_the_last_new_grant_is_the_latest_in_time_whatever_its_purchase_id():
+    # purchase ids need not follow time: 12's grant (purchase 102) is later than 11's (purchase 150)
+    granted = _granted().with_columns(pioneer_purchase_id=pl.Series([100, 150, 102]))
+    assert pioneer_order(_candidates(), granted, 13)["last_new_grant"] == {"purchase_id": 102, "purchased_at": _at(3)}
+
+
 def test_pioneer_order_of_a_user_without_a_qualifying_purchase_is_no_candidate():
     assert pioneer_order(_candidates(), _granted(), 99) == {"candidate": None}
 

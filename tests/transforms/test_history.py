@@ -101,3 +101,14 @@ def test_with_held_ranks_of_the_ranks_already_held_changes_nothing():
     state = run(large_case(seed=8, plan=PLAN, users=80, chain=5, purchases=400)).state
     assert_frame_equal(with_held_ranks(state, state.select("user_id", "rank_order").reverse(), PLAN), state)
 
+
+
+def test_a_user_the_held_ranks_do_not_list_keeps_its_own_rank():
+    state = run(large_case(seed=9, plan=PLAN, users=60, chain=5, purchases=300)).state
+    first, rest = state["user_id"][0], state["user_id"][1:]
+    held = pl.DataFrame({"user_id": rest, "rank_order": pl.repeat(len(RANKS) - 1, rest.len(), dtype=pl.Int8, eager=True)})
+    carried = with_held_ranks(state, held, PLAN)
+    assert carried["user_id"].to_list() == state["user_id"].to_list()
+    kept = carried.filter(pl.col("user_id") == first)
+    assert_frame_equal(kept, state.filter(pl.col("user_id") == first))
+    assert set(carried.filter(pl.col("user_id") != first)["rank"]) == {RANKS[-1]}

@@ -76,6 +76,18 @@ def test_a_missing_field_and_a_rank_that_is_no_table_are_named():
         plan_from_mapping(data)
 
 
+def test_a_list_whose_only_item_failed_says_only_what_is_wrong_with_the_item():
+    # pydantic also reports the list as too short (no valid item left): that echo is dropped
+    entry = load_plan().to_mapping()["ranks"][0]
+    with pytest.raises(PlanError) as refused:
+        load_plan().with_overrides({"ranks": [dict(entry, name="Bad Name")]})
+    assert str(refused.value) == "plan.ranks[0].name: string should match pattern '^[a-z][a-z0-9_]*$', got 'Bad Name'"
+    assert refused.value.fields == ("plan.ranks[0].name",)
+    with pytest.raises(PlanError) as refused:
+        load_plan().with_overrides({"ranks": []})  # a list too short of itself is said
+    assert str(refused.value) == "plan.ranks: must hold at least 1 item(s), got []"
+
+
 def test_a_bad_plan_file_names_the_file(tmp_path):
     path = tmp_path / "broken.toml"
     path.write_text('version = "x"\nmax_depth = "deep"\n')
