@@ -4,6 +4,8 @@ hidden by the skip."""
 
 from __future__ import annotations
 
+import pytest
+
 from db import extract, load, readback
 
 from tests.db.small_platform import AS_OF, PERIOD, nightly
@@ -162,20 +164,21 @@ def test_a_nightly_run_sends_only_the_changed_snapshot_rows(platform, monkeypatc
     assert sent == {"mlm_snapshot_rows": 2} and again.snapshot_rows == 2
 
 
-def test_a_snapshot_row_without_a_fingerprint_is_sent_again(platform, monkeypatch):
+@pytest.mark.parametrize(
+    "where, resent",
+    [
+        ("user_id = 3", {3}),  # one row stored before fingerprints existed
+        ("true", {1, 2, 3}),  # every row of the period: none is read back, all are sent
+    ],
+)
+def test_snapshot_rows_without_a_fingerprint_are_sent_again(platform, monkeypatch, where, resent):
     nightly(platform)
-    _execute(platform, "UPDATE mlm_period_snapshots SET fingerprint = NULL WHERE user_id = 3")
+    before = _snapshot_run_ids(platform)
+    _execute(platform, f"UPDATE mlm_period_snapshots SET fingerprint = NULL WHERE {where}")
     sent = _counting_snapshot_copies(monkeypatch)
     again = nightly(platform)
-    assert sent == {"mlm_snapshot_rows": 1} and again.snapshot_rows == 1
-    assert readback.snapshot_rows(platform, PERIOD)[3]["fingerprint"] is not None
-
-
-def test_a_period_whose_snapshot_rows_all_lack_a_fingerprint_sends_them_all_again(platform, monkeypatch):
-    nightly(platform)
-    _execute(platform, "UPDATE mlm_period_snapshots SET fingerprint = NULL")
-    sent = _counting_snapshot_copies(monkeypatch)
-    again = nightly(platform)
-    assert sent == {"mlm_snapshot_rows": 3} and again.snapshot_rows == 3
+    assert sent == {"mlm_snapshot_rows": len(resent)} and again.snapshot_rows == len(resent)
     stored = readback.snapshot_rows(platform, PERIOD)
-    assert sorted(stored) == [1, 2, 3] and all(row["fingerprint"] is not None and row["run_id"] == again.run_id for row in stored.values())
+    assert all(row["fingerprint"] is not None for row in stored.values())
+    after = _snapshot_run_ids(platform)
+    assert {u for u in after if after[u] != before[u]} == resent and all(after[u] == again.run_id for u in resent)
