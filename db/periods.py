@@ -80,9 +80,9 @@ def snapshot_difference(stored: pl.DataFrame, computed: pl.DataFrame) -> dict:
     """How a stored final snapshot and a new computation differ: users per column, and examples."""
     joined = stored.join(computed, on="user_id", how="full", suffix="_new", coalesce=True)
     differs = {c: (pl.col(c).ne_missing(pl.col(f"{c}_new"))) for c in SNAPSHOT_VALUES}
-    counts = joined.select(pl.len().alias("users"), *(e.sum().alias(c) for c, e in differs.items())).row(0, named=True)
+    counts = joined.select(e.sum().alias(c) for c, e in differs.items()).row(0, named=True)
     changed = joined.filter(pl.any_horizontal(list(differs.values())))
-    by_column = {c: n for c, n in counts.items() if c != "users" and n}
+    by_column = {c: n for c, n in counts.items() if n}
     examples = [
         f"user {row['user_id']}: " + ", ".join(f"{c} {row[c]} -> {row[c + '_new']}" for c in by_column if row[c] != row[c + "_new"])
         for row in changed.head(5).to_dicts()
