@@ -15,9 +15,16 @@ from transforms.money import cents_text
 NULL = pl.lit("null")
 
 
+# What JSON requires escaped in a string: the backslash, the quote and the control characters
+# U+0000-U+001F (a user's first name is the platform's data and may hold a newline or a tab).
+_SHORT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+_ESCAPES = _SHORT_ESCAPES | {chr(c): f"\\u{c:04x}" for c in range(0x20) if chr(c) not in _SHORT_ESCAPES}
+
+
 def string(value: pl.Expr) -> pl.Expr:
     """A JSON string (null stays null)."""
-    escaped = value.str.replace_all("\\", "\\\\", literal=True).str.replace_all('"', '\\"', literal=True)
+    # One pass, never inside a replacement: the backslashes it adds are not escaped again.
+    escaped = value.str.replace_many(list(_ESCAPES), list(_ESCAPES.values()))
     return pl.concat_str(pl.lit('"'), escaped, pl.lit('"'))
 
 

@@ -179,3 +179,15 @@ def test_staging_tables_a_dead_run_left_are_dropped_and_no_other_table(platform)
         assert sorted(load.drop_abandoned_staging(connection)) == ["mlm_staging_41"]
         left = connection.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'mlm\\_staging%' ORDER BY 1").fetchall()
     assert left == [("mlm_staging_",), ("mlm_staging_41_extra",)]
+
+
+def test_a_first_name_with_control_characters_is_written_as_valid_json(platform):
+    # a branch carries its referral's first name, the platform's data: quotes, backslashes, a
+    # newline and a tab in it must reach PostgreSQL escaped (the COPY into jsonb refused them raw)
+    name = 'Ann "the\\boss"\nLee\t'
+    with platform.connect_raw() as c:
+        c.execute("""UPDATE users SET "firstname" = %s WHERE "userID" = 3""", [name])
+    result = nightly(platform)
+    assert result.users_written == 3
+    branches = readback.stored_users(platform)[2]["totalVolume"]["branches"]
+    assert [b["referralName"] for b in branches] == [name]
