@@ -57,7 +57,7 @@ REPO = Path(__file__).resolve().parent.parent
 TESTS = {
     "db/validate.py": ["tests/db/test_checks_fire.py", "tests/db/test_pending_changes.py", "tests/db/test_faults.py", "-k", "not killed"],
     "db/load.py": ["tests/db/test_load.py", "tests/db/test_fingerprints.py", "tests/db/test_checks_fire.py", "tests/db/test_faults.py", "-k", "not killed"],
-    "db/periods.py": ["tests/db/test_snapshot_difference.py", "tests/flows/test_flows.py", "tests/flows/test_close_monthly_stats.py", "tests/flows/test_reopen_refusals.py", "tests/flows/test_scheduled_close.py"],
+    "db/periods.py": ["tests/db/test_snapshot_difference.py", "tests/db/test_month_bounds.py", "tests/flows/test_flows.py", "tests/flows/test_close_monthly_stats.py", "tests/flows/test_reopen_refusals.py", "tests/flows/test_scheduled_close.py"],
     "transforms/*": ["tests/transforms", "tests/test_scenarios.py"],
 }
 TEMPLATE = "mlm_mutation_template"

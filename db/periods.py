@@ -151,7 +151,7 @@ def stats_volumes(result: Recomputed) -> pl.DataFrame:
         cents_text(pl.col("qualifying_volume_cents")).alias("teamVolume"),
         pl.col("active_partners").alias("activePartnersCount"),
         pl.col("direct_referrals").alias("directReferralsCount"),
-        pl.col("team_size").fill_null(0).alias("totalTeamSize"),
+        pl.col("team_size").alias("totalTeamSize"),
         pl.col("rank").alias("activeRank"),
         pl.col("is_active").cast(pl.Int32).alias("wasActive"),
     )

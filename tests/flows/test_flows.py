@@ -68,6 +68,9 @@ def test_close_is_idempotent_and_refuses_a_changed_month(platform):
     first = close("2025-09", now=NOW)
     assert first["already_closed"] is False and first["snapshot_rows"] == 4
     with platform.connect_raw() as c:
+        # the closed mark and its event name the run that closed the month
+        assert c.execute("SELECT is_closed, close_run_id FROM mlm_periods WHERE period = '2025-09'").fetchall() == [(True, first["run_id"])]
+        assert c.execute("SELECT event, run_id FROM mlm_period_events WHERE period = '2025-09'").fetchall() == [("closed", first["run_id"])]
         stats = c.execute("""SELECT "userID", "personalVolume"::text, "teamVolume"::text, "activeRank", "wasActive", "totalTeamSize" FROM monthly_stats ORDER BY 1""").fetchall()
     # the root has no row (the platform's monthly job skips it too)
     assert [r[0] for r in stats] == [2, 3, 4] and stats[0] == (2, "700.00", "50000.00", "builder", 1, 2)
