@@ -98,6 +98,13 @@ def test_candidates_tied_in_time_are_numbered_by_purchase_id_and_marked_new():
     assert granted.sort("pioneer_number").select("user_id", "pioneer_number", "is_new_pioneer").rows() == [(7, 1, True), (6, 2, True), (8, 3, True)]
 
 
+def test_the_last_slot_goes_to_the_lower_purchase_id_of_candidates_tied_in_time():
+    at = datetime(2025, 10, 5)
+    candidates = pl.DataFrame([(8, 90, at), (6, 70, at), (7, 80, at)], schema=CANDIDATE_COLUMNS, orient="row")
+    granted = pioneers(_users([6, 7, 8]), candidates, slots=1)
+    assert granted.select("user_id", "pioneer_purchase_id", "pioneer_number").rows() == [(6, 70, 1)]
+
+
 def test_a_quarantined_candidate_takes_no_slot():
     case = Case(USERS, PURCHASES, PLAN, None, AS_OF, "2025-10")
     inputs = inputs_of(case)

@@ -39,6 +39,7 @@ def test_overrides_apply_on_top():
         ({"min_monthly_pv": "200.001"}, "min_monthly_pv"),
         ({"min_monthly_pv": 200.5}, "min_monthly_pv"),  # floats are refused: money stays exact
         ({"min_monthly_pv": True}, r"plan.min_monthly_pv: must be a number written as a string, not true or false, got True"),
+        ({"min_monthly_pv": 200.5}, r'^plan.min_monthly_pv: write it as a string \("200.5"\) so it stays exact, got 200.5$'),
         ({"max_depth": "deep"}, r'plan.max_depth: must be a whole number >= 1 or "unlimited"'),
         ({"pioneer_slots": -1}, "pioneer_slots"),
         ({"promote_only_active": "yes"}, "promote_only_active"),
