@@ -4,6 +4,8 @@ score's interval is Wilson's (checked against values computed by hand)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -69,11 +71,15 @@ def test_a_worker_forked_after_collecting_the_transforms_tests_can_still_run_pol
     # mutmut collects the tests once and forks a worker per mutant. A test module that built a
     # Polars frame at import (tests/transforms/test_explain.py did) left the forked workers
     # hanging on their first Polars call: every mutant reported as a timeout.
+    # A session of its own, so that a hung worker (the fork's child) is killed with its parent.
+    process = subprocess.Popen(
+        [sys.executable, "-c", FORKED_AFTER_COLLECTION, "tests/transforms", "tests/test_scenarios.py"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", FORKED_AFTER_COLLECTION, "tests/transforms", "tests/test_scenarios.py"],
-            cwd=REPO, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+        out, err = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
         pytest.fail("a worker forked after collection hung running tests/transforms/test_history.py (a test module computes with Polars at import?)")
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert process.returncode == 0, out[-2000:] + err[-2000:]
