@@ -131,7 +131,7 @@ def run_size(uri: str, size: int, args, plan) -> None:
                 project_seconds = time.perf_counter() - started
 
             with ClientMemory() as in_memory:
-                copied_in = io_floor.copy_in_documents(db, outcome.recomputed.documents)
+                copied_in = io_floor.copy_in_documents(db, [outcome.recomputed.documents])
 
             sql_note = "timed out: not compared"
             if sql_seconds is not None:

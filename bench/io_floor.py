@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -120,13 +121,13 @@ def copy_out_inputs(db: Database, as_of: datetime, pioneer_min_purchase_cents: i
     return CopiedOut(seconds=seconds, queries=sum(q for _, q in results), bytes=sum(b for b, _ in results))
 
 
-def copy_in_documents(db: Database, documents: pl.DataFrame | list[pl.DataFrame]) -> float:
-    """Seconds to COPY ``documents`` (``Recomputed.documents``, or its batches already made: on a
-    first run, what the project writes) into a staging table (``stage_documents``: the table's creation, the COPY and its
+def copy_in_documents(db: Database, batches: Iterable[pl.DataFrame]) -> float:
+    """Seconds to COPY the documents in ``batches`` (``[Recomputed.documents]``, or its batches
+    already made: on a first run, what the project writes) into a staging table (``stage_documents``: the table's creation, the COPY and its
     ANALYZE), rolled back afterwards."""
     with db.connect_raw() as connection:
         started = time.perf_counter()
-        load.stage_documents(connection, [documents] if isinstance(documents, pl.DataFrame) else documents, FLOOR_STAGING)
+        load.stage_documents(connection, batches, FLOOR_STAGING)
         seconds = time.perf_counter() - started
         connection.rollback()
     return seconds

@@ -140,7 +140,7 @@ def test_the_alternatives_compute_what_the_project_computes(db, build, monkeypat
     sent = [s for statements in io_floor.extract_statements(db, AS_OF, plan.pioneer_min_purchase_cents) for s, _ in statements]
     assert copied.queries == sum(io_floor.is_query(s) and "pg_export_snapshot" not in s for s in sent) > 0
     assert copied.bytes > 0
-    staged_rows = _rows_staged_by(monkeypatch, lambda: io_floor.copy_in_documents(db, outcome.recomputed.documents))
+    staged_rows = _rows_staged_by(monkeypatch, lambda: io_floor.copy_in_documents(db, [outcome.recomputed.documents]))
     assert staged_rows == outcome.recomputed.documents.height == len(by_project)
     with db.connect_raw() as connection:
         assert connection.execute("SELECT to_regclass(%s)", [io_floor.FLOOR_STAGING]).fetchone()[0] is None  # rolled back

@@ -5,17 +5,16 @@ bad purchases, stored grants beyond the slots, and a quarantine that cannot hold
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
+from datetime import datetime
 
 import polars as pl
 import pytest
 
 from tests.transforms.reference import Purchase, User
-from tests.transforms.test_reference import DEFAULT_PLAN, Case, inputs_of
-from transforms.documents import Provenance
+from tests.transforms.test_reference import DEFAULT_PLAN, Case, inputs_of, run
 from transforms.pioneers import held_number_problems, pioneer_problems, pioneers
 from transforms.problems import InputRejected
-from transforms.recompute import CANDIDATE_COLUMNS, PURCHASE_PROBLEM_COLUMNS, USER_INPUT_COLUMNS, recompute
+from transforms.recompute import CANDIDATE_COLUMNS, PURCHASE_PROBLEM_COLUMNS, USER_INPUT_COLUMNS
 from transforms.tree import referral_tree
 
 
@@ -108,12 +107,6 @@ def _case_inputs():
     return inputs_of(case), case
 
 
-def _recompute(inputs, case, **options):
-    as_of = case.as_of.replace(tzinfo=timezone.utc)
-    provenance = Provenance(run_id=7, plan_version=case.plan.version, as_of=as_of, calculated_at=as_of)
-    return recompute(inputs, case.plan, period=case.period, root_telegram_id=None, provenance=provenance, **options)
-
-
 def test_documents_that_are_no_object_unknown_ranks_and_bad_purchases_are_each_named():
     inputs, case = _case_inputs()
     users = inputs.users.with_columns(
@@ -127,7 +120,7 @@ def test_documents_that_are_no_object_unknown_ranks_and_bad_purchases_are_each_n
     )
     inputs = dataclasses.replace(inputs, users=users, purchase_problems=bad_purchases)
     with pytest.raises(InputRejected) as refused:
-        _recompute(inputs, case)
+        run(case, inputs)
     found = [(p.kind, p.ids, p.detail) for p in refused.value.problems]
     assert found == [
         ("unknown_user", (91,), ""),
@@ -138,7 +131,7 @@ def test_documents_that_are_no_object_unknown_ranks_and_bad_purchases_are_each_n
         ("bad_rank", (6,), f"ranks ['emperor'] are not in plan {case.plan.version} ({case.plan.rank_names})"),
     ]
 
-    quarantined = _recompute(inputs, case, quarantine=True)
+    quarantined = run(case, inputs, quarantine=True)
     # the users named are held out; the bad purchases are not counted but their buyers are written
     assert sorted(quarantined.state["user_id"]) == [1]
     assert [p.kind for p in quarantined.problems] == [kind for kind, _, _ in found]
@@ -153,11 +146,11 @@ def test_stored_pioneers_beyond_the_slots_are_refused():
     inputs = dataclasses.replace(inputs, users=users)
     plan = case.plan.with_overrides({"pioneer_slots": 1})
     with pytest.raises(InputRejected) as refused:
-        _recompute(inputs, dataclasses.replace(case, plan=plan))
+        run(dataclasses.replace(case, plan=plan), inputs)
     (overflow,) = [p for p in refused.value.problems if p.kind == "pioneer_overflow"]
     assert overflow.ids == (2, 3)
     # at exactly the slots, nothing is wrong
-    assert _recompute(inputs, dataclasses.replace(case, plan=case.plan.with_overrides({"pioneer_slots": 2}))).problems == ()
+    assert run(dataclasses.replace(case, plan=case.plan.with_overrides({"pioneer_slots": 2})), inputs).problems == ()
 
 
 def test_a_quarantined_pioneer_whose_number_cannot_be_kept_refuses_the_run_with_every_problem():
@@ -169,5 +162,5 @@ def test_a_quarantined_pioneer_whose_number_cannot_be_kept_refuses_the_run_with_
         mlm_volumes_type=pl.when(is_two).then(pl.lit("array")).otherwise(None),
     )
     with pytest.raises(InputRejected) as refused:
-        _recompute(dataclasses.replace(inputs, users=users), case, quarantine=True)
+        run(case, dataclasses.replace(inputs, users=users), quarantine=True)
     assert [(p.kind, p.ids) for p in refused.value.problems] == [("bad_document", (2,)), ("held_pioneer_number", (2,))]

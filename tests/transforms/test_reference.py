@@ -138,12 +138,13 @@ def inputs_of(case: Case) -> Inputs:
     return Inputs(users=users, monthly_volumes=monthly, pioneer_candidates=candidates, purchase_problems=problems)
 
 
-def run(case: Case) -> Recomputed:
-    """The recompute of ``case`` (raises InputRejected on bad input)."""
+def run(case: Case, inputs: Inputs | None = None, **options) -> Recomputed:
+    """The recompute of ``case`` (raises InputRejected on bad input); ``inputs`` in place of the
+    case's own (a test that alters what the extract delivered), ``options`` for ``recompute``."""
     as_of = case.as_of.replace(tzinfo=timezone.utc)
     provenance = Provenance(run_id=7, plan_version=case.plan.version, as_of=as_of, calculated_at=as_of)
     return recompute(
-        inputs_of(case), case.plan, period=case.period, root_telegram_id=case.root_telegram_id, provenance=provenance
+        inputs or inputs_of(case), case.plan, period=case.period, root_telegram_id=case.root_telegram_id, provenance=provenance, **options
     )
 
 
