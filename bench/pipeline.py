@@ -7,11 +7,13 @@ the demo platform loaded (the platform's schema), then a first run (every user w
 of users given a new purchase and a nightly run. Prints seconds, rows per second and the
 client's peak memory per stage (the database server is a separate process and is not
 included), the WAL the server wrote and the documents' JSON bytes per user, and the I/O floor of the same size (``bench/io_floor.py``: the extract's queries
-COPYed out, the first run's documents COPYed in) with both runs' ratios to it.
+COPYed out, the first run's documents COPYed in) with both runs' ratios to it. ``--steps`` also
+prints the seconds of each step of each run (``bench/steps.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from datetime import datetime, timezone
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from bench import io_floor
 from bench.common import PeakMemory, sized_parser
+from bench.steps import steps_line, timed_steps
 from db import migrate
 from db.connection import scratch_database, server_uri
 from db.demo import generate_and_load
@@ -57,17 +60,19 @@ def wal_bytes_since(db, position: str) -> int:
         return int(connection.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [position]).fetchone()[0])
 
 
-def timed_run(db, plan, root_telegram_id: int) -> dict:
+def timed_run(db, plan, root_telegram_id: int, *, steps: bool = False) -> dict:
+    """One run of the period, timed; with ``steps``, each step's seconds too (``bench.steps``)."""
     wal = wal_position(db)
-    with PeakMemory() as memory:
+    with PeakMemory() as memory, (timed_steps() if steps else contextlib.nullcontext({})) as seconds:
         started = time.perf_counter()
         outcome = run_period(db, plan, as_of=AS_OF, period=PERIOD, root_telegram_id=root_telegram_id)
         total = time.perf_counter() - started
-    return {"outcome": outcome, "total": total, "peak_mb": memory.peak, "wal_mb": wal_bytes_since(db, wal) / 2**20}
+    return {"outcome": outcome, "total": total, "peak_mb": memory.peak, "wal_mb": wal_bytes_since(db, wal) / 2**20, "steps": seconds}
 
 
 def main() -> None:
     parser = sized_parser(__doc__.splitlines()[0])
+    parser.add_argument("--steps", action="store_true", help="also print the seconds of each step of a run (bench/steps.py)")
     args = parser.parse_args()
     plan = load_plan()
     data_dir = Path(os.environ.get("MLM_DATA_DIR", ".mlm/pgdata"))
@@ -88,7 +93,7 @@ def main() -> None:
                 for label in ("first", "nightly"):
                     if label == "nightly":
                         change_one_percent(db)
-                    r = timed_run(db, plan, root)
+                    r = timed_run(db, plan, root, steps=args.steps)
                     o = r["outcome"]
                     totals[label] = r["total"]
                     stages = " ".join(f"{o.timings.get(s, 0):>10.2f}" for s in STAGES)
@@ -101,6 +106,8 @@ def main() -> None:
                         f" {r['wal_mb']:>8,.0f} {documents:>11,.0f}",
                         flush=True,
                     )
+                    if args.steps:
+                        print(f"{'':>10} {label:>7} steps: {steps_line(r['steps'])}", flush=True)
                     if label == "first":
                         # ...and its COPY in of every document the first run computed (rolled back)
                         floor = copied_out.seconds + io_floor.copy_in_documents(db, batches)
