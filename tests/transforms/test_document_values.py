@@ -16,7 +16,7 @@ from tests.transforms.reference import Purchase, User
 from tests.transforms.test_reference import Case, inputs_of, scaled_plan
 from transforms import json_text as js
 from transforms.documents import Provenance, owned_values_fingerprint
-from transforms.pioneers import pioneers
+from transforms.pioneers import held_number_problems, pioneers
 from transforms.recompute import CANDIDATE_COLUMNS, USER_INPUT_COLUMNS, recompute
 
 PLAN = scaled_plan()  # pioneer minimum 5000.00 as in production
@@ -112,3 +112,52 @@ def test_a_quarantined_candidate_takes_no_slot():
     result = _recompute(dataclasses.replace(inputs, users=users), quarantine=True)
     assert 3 not in result.state["user_id"].to_list()
     assert _by_user(result.state, "pioneer_number")[5] == 1  # 5 is the first pioneer written
+
+
+def test_team_size_counts_the_whole_downline_beyond_the_plans_depth_limit():
+    # A chain of 8 users under a plan counting 3 levels: volumes and active partners stop at the
+    # limit, the team's size does not (totalTeamSize is everyone below).
+    plan = PLAN.with_overrides({"max_depth": 3})
+    chain = [User(1, 100, 100)] + [User(k, 100 * k, 100 * (k - 1)) for k in range(2, 9)]
+    bought = [Purchase(20 + k, k, 10_000, datetime(2025, 10, 5)) for k in range(2, 9)]
+    case = Case(chain, bought, plan, None, AS_OF, "2025-10")
+    state = recompute(inputs_of(case), plan, period="2025-10", root_telegram_id=None, provenance=PROVENANCE).state
+    assert _by_user(state, "team_size") == {k: 8 - k for k in range(1, 9)}
+    assert _by_user(state, "full_volume_cents")[1] == 3 * 10_000  # users 2, 3 and 4 only
+
+
+def test_documents_come_in_batches_of_the_size_asked_for():
+    result = _recompute()
+    assert [b.height for b in result.document_batches(2)] == [2, 2, 1]
+    assert [b["user_id"].to_list() for b in result.document_batches(5)] == [result.documents["user_id"].to_list()]
+
+
+def _pioneer_users(user_ids: list[int], stored: dict[int, int]) -> pl.DataFrame:
+    """Users ``user_ids``; those in ``stored`` hold a stored grant with that pioneerNumber."""
+    return _users(user_ids).with_columns(
+        has_pioneer_bonus=pl.col("user_id").is_in(list(stored)),
+        pioneer_granted_at=pl.when(pl.col("user_id").is_in(list(stored))).then(pl.lit("2025-09-01T10:00:00+00:00")),
+        pioneer_purchase_id=pl.when(pl.col("user_id").is_in(list(stored))).then(pl.col("user_id") * 10),
+        pioneer_number=pl.col("user_id").replace_strict(stored, default=None, return_dtype=pl.Int64),
+    )
+
+
+def test_a_stored_grant_is_not_new_and_a_grant_of_this_run_is():
+    users = _pioneer_users([6, 7], {6: 1})
+    candidates = pl.DataFrame([(7, 70, datetime(2025, 10, 5))], schema=CANDIDATE_COLUMNS, orient="row")
+    granted = pioneers(users, candidates, slots=10)
+    assert granted.select("user_id", "pioneer_number", "is_new_pioneer").rows() == [(6, 1, False), (7, 2, True)]
+
+
+def test_a_held_out_pioneer_keeps_the_last_number_and_that_is_no_problem():
+    # User 6 is quarantined and holds number 2 of the two pioneers: the others are numbered
+    # around it (7 takes 1). Only a number beyond the count of pioneers could not be kept.
+    users = _pioneer_users([6, 7], {6: 2})
+    candidates = pl.DataFrame([(7, 70, datetime(2025, 10, 5))], schema=CANDIDATE_COLUMNS, orient="row")
+    held_out = pl.Series("user_id", [6], pl.Int64)
+    granted = pioneers(users, candidates, slots=10, held_out=held_out)
+    assert granted.select("user_id", "pioneer_number").rows() == [(7, 1), (6, 2)]
+    assert held_number_problems(granted, users, held_out) == []
+    beyond = _pioneer_users([6, 7], {6: 3})
+    [beyond_count] = held_number_problems(pioneers(beyond, candidates, slots=10, held_out=held_out), beyond, held_out)
+    assert (beyond_count.kind, beyond_count.ids, beyond_count.detail) == ("held_pioneer_number", (6,), "2 pioneers; stored numbers userID 6: 3")

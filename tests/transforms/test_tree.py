@@ -67,6 +67,10 @@ def test_a_long_chain_has_exact_depths():
         ({1: 1, 2: 1, 4: 99}, "orphan", (4,), ()),
         # a null upline is an orphan too, with its downline stranded
         ({1: 1, 4: None, 8: 4}, "orphan", (4,), (8,)),
+        # a downline four levels deep below an orphan, and below a cycle: each stranded user is
+        # traced to the orphan or cycle it hangs from, however far down it sits
+        ({1: 1, 4: 99, 5: 4, 6: 5, 7: 6, 8: 7}, "orphan", (4,), (5, 6, 7, 8)),
+        ({1: 1, 4: 5, 5: 4, 6: 4, 7: 6, 8: 7, 9: 8}, "cycle", (4, 5), (6, 7, 8, 9)),
     ],
 )
 def test_bad_structure_is_reported_with_ids(links, kind, ids, detached):
@@ -125,7 +129,9 @@ def test_a_root_setting_that_names_another_user_is_refused_naming_the_self_spons
     # the real root was reported as a "cycle".
     tree = referral_tree(users({1: 1, 2: 1, 3: 2}), 1002)
     assert [(p.kind, p.ids) for p in tree.problems] == [("root_setting", (1,))]
-    assert "MLM_ROOT_TELEGRAM_ID 1002 is userID 2" in tree.problems[0].describe()
+    assert tree.problems[0].detail == (
+        "MLM_ROOT_TELEGRAM_ID 1002 is userID 2, whose upline is not itself; set it to the self-sponsored user's telegramID, or unset it"
+    )
     assert tree.nodes.height == 0
 
 
